@@ -1,0 +1,23 @@
+"""mixkit — mixing augmentations for image classification.
+
+>>> import mixkit
+>>> mixer = mixkit.build("cutmix", alpha=1.0, seed=0)
+>>> out = mixer(x, y)                        # doctest: +SKIP
+>>> loss = mixkit.mixed_cross_entropy(model(out.inputs), out)   # doctest: +SKIP
+"""
+
+from ._checks import set_value_checks
+from .batch import MixedBatch, NoMix
+from .compose import RandomChoice
+from .losses import mixed_cross_entropy, soft_target_cross_entropy
+from .methods import CutMix, DCutMix, DMixup, ManifoldMixup, Mixup, ResizeMix
+from .mixer import Mixer, mixed_forward
+from .registry import build, list_methods, register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CutMix", "DCutMix", "DMixup", "ManifoldMixup", "MixedBatch", "Mixer", "Mixup", "NoMix",
+    "RandomChoice", "ResizeMix", "build", "list_methods", "mixed_cross_entropy", "mixed_forward",
+    "register", "set_value_checks", "soft_target_cross_entropy",
+]

@@ -1,0 +1,1 @@
+"""Benchmarks (``mixkit bench …``). Each writes a table; timings are medians of interleaved runs."""

@@ -1,0 +1,134 @@
+"""``mixkit bench ops``: time per batch of each mixer next to the peers implementing the same method.
+
+Every call is timed *including the labels* (our ``out.targets(N)``; timm and torchvision return
+dense targets; kornia its label tensor). timm mixes in place, so it is timed on the same batch
+over and over (what it costs in a training loop); the others get the untouched batch. The
+"memory floor" is one pass that reads two batches and writes a third, preallocated one;
+"fresh copy" is ``x.clone()`` — what any out-of-place mixer pays for a new output buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..registry import build, list_methods
+from .timing import Timing, machine_description, time_interleaved
+
+SHAPES = ((100, 3, 32, 32), (64, 3, 224, 224))
+#: methods with peers, and the peers' constructors (lazy: peers are a bench extra)
+PEERS: Dict[str, List[Tuple[str, Callable[[int], Callable]]]] = {}
+
+
+def _peer(method: str, name: str):
+    def deco(fn):
+        PEERS.setdefault(method, []).append((name, fn))
+        return fn
+    return deco
+
+
+@_peer("mixup", "timm Mixup")
+def _timm_mixup(n: int):
+    from timm.data import Mixup
+    return Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, label_smoothing=0.0, num_classes=n)
+
+
+@_peer("cutmix", "timm Mixup(cutmix)")
+def _timm_cutmix(n: int):
+    from timm.data import Mixup
+    return Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, label_smoothing=0.0, num_classes=n)
+
+
+@_peer("mixup", "torchvision v2.MixUp")
+def _tv_mixup(n: int):
+    from torchvision.transforms import v2
+    return v2.MixUp(alpha=1.0, num_classes=n)
+
+
+@_peer("cutmix", "torchvision v2.CutMix")
+def _tv_cutmix(n: int):
+    from torchvision.transforms import v2
+    return v2.CutMix(alpha=1.0, num_classes=n)
+
+
+@_peer("mixup", "kornia RandomMixUpV2")
+def _kornia_mixup(n: int):
+    from kornia.augmentation import RandomMixUpV2
+    return RandomMixUpV2(p=1.0)
+
+
+@_peer("cutmix", "kornia RandomCutMixV2")
+def _kornia_cutmix(n: int):
+    from kornia.augmentation import RandomCutMixV2
+    return RandomCutMixV2(p=1.0, use_correct_lambda=True)
+
+
+def _ours(method: str, n: int, x: torch.Tensor, y: torch.Tensor) -> Callable[[], object]:
+    mixer = build(method, seed=0)
+
+    def call():
+        return mixer(x, y).targets(n)
+    return call
+
+
+def candidates(shape: Sequence[int], methods: Sequence[str], device: torch.device,
+               peers: bool = True) -> Tuple[List[Tuple[str, Callable[[], object]]], List[str]]:
+    """``(name, fn)`` pairs to time for one batch shape, and notes on peers that are missing."""
+    n = 100 if shape[-1] <= 64 else 1000
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=gen).to(device)
+    y = torch.randint(0, n, (shape[0],), generator=gen).to(device)
+    x_inplace = x.clone()
+    a, b, buf = x.clone(), x.flip(0).contiguous(), torch.empty_like(x)
+    cands: List[Tuple[str, Callable[[], object]]] = [
+        ("memory floor (read 2, write 1)", lambda: torch.add(a, b, out=buf)),
+        ("fresh copy (x.clone())", lambda: x.clone()),
+    ]
+    notes: List[str] = []
+    for method in methods:
+        cands.append((f"{method} | mixkit", _ours(method, n, x, y)))
+        for peer_name, make in (PEERS.get(method, []) if peers else []):
+            try:
+                peer = make(n)
+            except ImportError as err:
+                notes.append(f"{peer_name}: not installed ({err.name}); `pip install mixkit[bench]`")
+                continue
+            src = x_inplace if peer_name.startswith("timm") else x
+            cands.append((f"{method} | {peer_name}", (lambda p=peer, s=src: p(s, y))))
+    return cands, notes
+
+
+def run(methods: Optional[Sequence[str]] = None, shapes: Sequence[Sequence[int]] = SHAPES,
+        rounds: int = 30, device: str = "cpu", peers: bool = True) -> str:
+    """Time everything and return the markdown report."""
+    dev = torch.device(device)
+    methods = [m for m in (methods or list_methods()) if not build(m).mixes_features]
+    lines = [f"Machine: {machine_description(dev)}", ""]
+    for shape in shapes:
+        cands, notes = candidates(shape, methods, dev, peers)
+        times = time_interleaved(cands, rounds=rounds, device=dev)
+        lines += _table(tuple(shape), times, rounds)
+        lines += [f"- {note}" for note in notes] + [""]
+    return "\n".join(lines)
+
+
+def _table(shape: tuple, times: Dict[str, Timing], rounds: int) -> List[str]:
+    fastest_peer: Dict[str, float] = {}
+    for name, t in times.items():
+        if " | " in name and not name.endswith("| mixkit"):
+            method = name.split(" | ")[0]
+            fastest_peer[method] = min(fastest_peer.get(method, float("inf")), t.median_ms)
+    out = [f"### Batch {'×'.join(map(str, shape))} (ms per call: median, min and max over {rounds} "
+           "interleaved rounds of ~5 ms bursts)", "",
+           "| method | implementation | median ms | min ms | max ms | vs fastest peer |",
+           "|---|---|---:|---:|---:|---:|"]
+    for name, t in times.items():
+        method, _, impl = name.partition(" | ")
+        ratio = ""
+        if method in fastest_peer:
+            ratio = f"{t.median_ms / fastest_peer[method]:.2f}×"
+        out.append(f"| {method} | {impl or '—'} | {t.median_ms:.3f} | {t.min_ms:.3f} | "
+                   f"{t.max_ms:.3f} | {ratio} |")
+    out.append("")
+    return out

@@ -1,0 +1,75 @@
+"""Label-format converters between mixkit's ``MixedBatch`` and other libraries' conventions.
+
+* torchvision v2 ``MixUp``/``CutMix`` and timm return dense soft labels ``(B, N)``:
+  :func:`to_dense` (= ``out.targets``).
+* The official codes' "two cross-entropies" form ``λ·CE(z, y_a) + (1 − λ)·CE(z, y_b)``:
+  :func:`to_lambda_pair`.
+* kornia's ``RandomMixUpV2`` returns ``(B, 3)`` rows ``[y, y_partner, λ_partner]`` and
+  ``RandomCutMixV2`` returns ``(num_mix, B, 3)``: :func:`to_kornia` / :func:`from_kornia`.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..batch import MixedBatch
+
+
+def to_dense(out: MixedBatch, num_classes: int, smoothing: float = 0.0) -> Tensor:
+    """Dense soft labels ``(B, num_classes)`` float32, as torchvision v2 and timm produce."""
+    return out.targets(num_classes, smoothing)
+
+
+def _class_ids(out: MixedBatch, who: str) -> Tensor:
+    if out.labels.ndim != 1:
+        raise ValueError(f"{who}: needs class-id labels (B,); soft labels have no class ids — "
+                         "use to_dense(out, num_classes)")
+    return out.labels
+
+
+def to_lambda_pair(out: MixedBatch) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(y_a, y_b, lam)`` with ``loss = lam·CE(z, y_a) + (1 − lam)·CE(z, y_b)`` (per-sample ``lam``
+    ``(B,)`` float32). Only for two-image mixes (``K = 2``)."""
+    y = _class_ids(out, "to_lambda_pair")
+    if out.sources.shape[1] != 2:
+        raise ValueError(f"to_lambda_pair: needs a two-image mix (K = 2), this one has "
+                         f"K = {out.sources.shape[1]}; use mixkit.mixed_cross_entropy instead")
+    return y[out.sources[:, 0]], y[out.sources[:, 1]], out.weights[:, 0]
+
+
+def to_kornia(out: MixedBatch) -> Tensor:
+    """kornia's label tensor: ``(B, 3)`` ``[y, y_partner, λ_partner]`` for ``K = 2``, else
+    ``(K − 1, B, 3)`` with one row set per extra image (λ = that image's share). Float32."""
+    y = _class_ids(out, "to_kornia").to(torch.float32)
+    base = y[out.sources[:, 0]]
+    rows = [torch.stack([base, y[out.sources[:, k]], out.weights[:, k]], dim=1)
+            for k in range(1, out.sources.shape[1])]
+    return rows[0] if len(rows) == 1 else torch.stack(rows, dim=0)
+
+
+def from_kornia(labels: Tensor, num_classes: int, lambda_is: str = "partner") -> Tensor:
+    """Dense soft labels ``(B, num_classes)`` from kornia's ``(B, 3)`` or ``(num_mix, B, 3)``.
+
+    ``lambda_is="partner"`` reads λ as the pasted/partner share (``RandomMixUpV2`` and
+    ``RandomCutMixV2``'s default); ``"self"`` as the original image's share
+    (``RandomCutMixV2(use_correct_lambda=True)``). With several mixes the original image keeps
+    ``1 − Σ λ_partner`` (kornia's later pastes may cover earlier ones; its λ do not record that).
+    """
+    if lambda_is not in ("partner", "self"):
+        raise ValueError(f"from_kornia: expected lambda_is in ('partner', 'self'), got {lambda_is!r}")
+    if labels.ndim == 2:
+        labels = labels.unsqueeze(0)
+    if labels.ndim != 3 or labels.shape[-1] != 3:
+        raise ValueError(f"from_kornia: expected labels of shape (B, 3) or (num_mix, B, 3), "
+                         f"got {tuple(labels.shape)}")
+    lam = labels[..., 2].float()  # (M, B)
+    partner = lam if lambda_is == "partner" else 1.0 - lam
+    own = 1.0 - partner.sum(0)  # (B,)
+    dense = own[:, None] * F.one_hot(labels[0, :, 0].long(), num_classes).float()
+    for m in range(labels.shape[0]):
+        dense += partner[m, :, None] * F.one_hot(labels[m, :, 1].long(), num_classes).float()
+    return dense

@@ -1,0 +1,161 @@
+"""Boxes, masks and pasting, vectorised over the batch.
+
+A box is an int64 row ``[r1, c1, r2, c2]``: the half-open region rows ``[r1, r2)`` × columns
+``[c1, c2)`` (rows first, whatever the official codes call them). Box samplers take a CPU
+generator and return CPU tensors; pasting happens on the images' device.
+
+Samplers (see the method docs for who uses which):
+
+* :func:`cutmix_boxes` — CutMix's official box ("B1"): side ``floor(side·sqrt(1−λ))``, integer
+  centre uniform over the image, bounds ``centre ± side//2`` *clipped* to the image. The realised
+  area can be far smaller than ``1−λ``, so labels always use :func:`box_area`.
+* :func:`inside_boxes` — a box of exact size placed around a centre and *shifted* to lie inside the
+  image (ResizeMix's official rule): top-left ``clamp(centre − side//2, 0, H − side)``.
+* :func:`minmax_boxes` — timm's ``cutmix_minmax`` box: side ratios uniform in ``[min, max)`` per
+  axis, fully inside the image.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .sampling import randint, randint_upto
+
+
+def cutmix_boxes(lam: Tensor, height: int, width: int, generator: torch.Generator,
+                 centers: Optional[Tensor] = None) -> Tensor:
+    """CutMix boxes for the given ``λ`` values ``(n,)``; ``centers`` ``(n, 2)`` overrides the draw.
+
+    Returns ``(n, 4)`` int64 ``[r1, c1, r2, c2]``.
+    """
+    n = lam.shape[0]
+    size = torch.tensor([height, width])
+    ratio = (1.0 - lam.to(torch.float64)).clamp_(min=0.0).sqrt_()  # (n,)
+    half = (size * ratio[:, None]).floor_().long() // 2  # (n, 2): ⌊side·r⌋ // 2
+    if centers is None:
+        centers = random_pixels(n, height, width, generator)
+    centers = centers.long()
+    return torch.cat([(centers - half).clamp_(min=0), torch.minimum(centers + half, size)], dim=1)
+
+
+def inside_boxes(size: Tuple[Union[int, Tensor], Union[int, Tensor]], n: int, height: int,
+                 width: int, generator: torch.Generator, centers: Optional[Tensor] = None) -> Tensor:
+    """``n`` boxes of exactly ``size = (h, w)`` pixels (ints, or ``(n,)`` int64 per box, at most the
+    image size), each lying inside the image.
+
+    The centre is uniform over the integer pixels (or given by ``centers`` ``(n, 2)``); the
+    top-left corner is ``clamp(centre − side//2, 0, H − side)``. Returns ``(n, 4)`` int64.
+    """
+    image = torch.tensor([height, width])
+    hw = torch.stack([torch.as_tensor(size[0]), torch.as_tensor(size[1])], dim=-1).long()  # (2,)|(n, 2)
+    if centers is None:
+        centers = random_pixels(n, height, width, generator)
+    corner = torch.minimum((centers.long() - hw // 2).clamp_(min=0), image - hw)  # (n, 2)
+    return torch.cat([corner, corner + hw.expand_as(corner)], dim=1)
+
+
+def random_pixels(n: int, height: int, width: int, generator: torch.Generator) -> Tensor:
+    """``n`` integer pixel positions ``(row, col)`` uniform over the image, ``(n, 2)`` int64."""
+    u = torch.rand((n, 2), generator=generator, dtype=torch.float64)
+    return (u * torch.tensor([float(height), float(width)], dtype=torch.float64)).long()
+
+
+def minmax_boxes(minmax: Tuple[float, float], n: int, height: int, width: int,
+                 generator: torch.Generator) -> Tensor:
+    """timm's ``cutmix_minmax`` boxes: ``cut_h`` uniform on ``[⌊H·min⌋, ⌊H·max⌋)`` (same for
+    columns, independently), top-left uniform so the box lies inside. Returns ``(n, 4)`` int64."""
+    lo_h, hi_h = int(height * minmax[0]), int(height * minmax[1])
+    lo_w, hi_w = int(width * minmax[0]), int(width * minmax[1])
+    if hi_h <= lo_h or hi_w <= lo_w:
+        raise ValueError(f"minmax_boxes: cutmix_minmax {tuple(minmax)} gives an empty range of box "
+                         f"sides for an image of {(height, width)}")
+    cut_h = lo_h + randint(hi_h - lo_h, (n,), generator)
+    cut_w = lo_w + randint(hi_w - lo_w, (n,), generator)
+    # timm draws the corner from [0, H − cut_h) (exclusive), i.e. 0 … H − cut_h − 1.
+    r1 = randint_upto((height - cut_h - 1).clamp(min=0), generator)
+    c1 = randint_upto((width - cut_w - 1).clamp(min=0), generator)
+    return torch.stack([r1, c1, r1 + cut_h, c1 + cut_w], dim=1)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Pixel count of each box ``(..., 4)`` → ``(...)`` int64 (0 for empty boxes)."""
+    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+
+
+def box_mask(boxes: Tensor, height: int, width: int, device: torch.device,
+             dtype: Optional[torch.dtype] = None) -> Tensor:
+    """``(n, 1, H, W)``: True (or 1 in ``dtype``) inside each box ``(n, 4)``.
+
+    Built as the outer product of a row mask and a column mask (one full-size op).
+    """
+    b = boxes.to(device=device, non_blocking=True)
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    in_rows = (rows >= b[:, 0, None]) & (rows < b[:, 2, None])  # (n, H)
+    in_cols = (cols >= b[:, 1, None]) & (cols < b[:, 3, None])  # (n, W)
+    if dtype is None:
+        return (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
+    return (in_rows.to(dtype)[:, None, :, None] * in_cols.to(dtype)[:, None, None, :])
+
+
+def gather_batch(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` along dim 0, keeping ``x``'s memory format (``index_select`` alone does not).
+
+    Differentiable when ``x`` requires grad (hidden features); otherwise written straight into a
+    buffer of ``x``'s layout.
+    """
+    index = index.to(x.device, non_blocking=True)
+    if x.requires_grad and torch.is_grad_enabled():
+        return x[index]  # advanced indexing keeps the memory format and records the graph
+    return torch.index_select(x, 0, index, out=torch.empty_like(x))
+
+
+def paste_box(x: Tensor, perm: Tensor, box: Sequence[int]) -> Tensor:
+    """A copy of ``x`` whose region ``box`` (one box for the batch) comes from ``x[perm]``.
+
+    Only the box is read from the partners: no copy of the permuted batch is made.
+    """
+    out = x.clone()
+    r1, c1, r2, c2 = box.tolist() if isinstance(box, Tensor) else (int(v) for v in box)
+    if r2 > r1 and c2 > c1:
+        region = x[:, :, r1:r2, c1:c2]
+        out[:, :, r1:r2, c1:c2] = region.index_select(0, perm.to(x.device, non_blocking=True))
+    return out
+
+
+def paste_boxes(x: Tensor, perm: Tensor, boxes: Tensor) -> Tensor:
+    """A copy of ``x`` where each image ``i`` gets region ``boxes[i]`` from ``x[perm[i]]``."""
+    return paste_masked(x, gather_batch(x, perm), box_mask(boxes, x.shape[2], x.shape[3], x.device))
+
+
+def paste_masked(dst: Tensor, src: Tensor, mask: Tensor, inplace: bool = False) -> Tensor:
+    """``dst`` with the pixels where ``mask`` ``(B, 1, H, W)`` (bool or 0/1) is set taken from ``src``.
+
+    Done as ``lerp(dst, src, mask)``, which copies exactly at weights 0 and 1 (for finite values)
+    and is an order of magnitude faster than ``torch.where`` on the CPU.
+    """
+    out = dst if inplace else dst.clone()
+    return out.lerp_(src, mask.to(dtype=dst.dtype))
+
+
+def paste_patches(x: Tensor, patches: Tensor, corners: Tensor) -> Tensor:
+    """A copy of ``x`` with ``patches[i]`` ``(B, C, h, w)`` written at top-left ``corners[i]`` ``(B, 2)``.
+
+    Every patch must lie inside the image. One scatter over the flattened pixels (no loop over
+    the batch, no copy of anything but the patches).
+    """
+    out = x.clone()
+    b, c, h, w = patches.shape
+    if h == 0 or w == 0:
+        return out
+    width = x.shape[3]
+    corners = corners.to(x.device, non_blocking=True)
+    rows = corners[:, 0, None, None] + torch.arange(h, device=x.device).view(1, h, 1)  # (B, h, 1)
+    cols = corners[:, 1, None, None] + torch.arange(w, device=x.device).view(1, 1, w)  # (B, 1, w)
+    index = (rows * width + cols).view(b, 1, h * w).expand(b, c, h * w)  # flat pixel index
+    # view(B, C, H·W) is valid for contiguous and channels_last layouts alike
+    out.view(b, c, -1).scatter_(2, index, patches.reshape(b, c, h * w).to(x.dtype))
+    return out

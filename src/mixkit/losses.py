@@ -1,0 +1,58 @@
+"""Losses for mixed batches.
+
+:func:`mixed_cross_entropy` computes the soft-target cross-entropy straight from
+``out.sources``/``out.weights`` (no dense one-hot): for class-id labels
+``Σ_k w_k · CE(z, y_{s_k})`` — the "two cross-entropies" form of the official codes, which is
+exactly the cross-entropy against ``out.targets(...)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import check_label_range
+from .batch import MixedBatch
+
+
+def soft_target_cross_entropy(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+    """``−Σ_n t_n · log softmax(z)_n`` per sample (timm's ``SoftTargetCrossEntropy``)."""
+    if logits.shape != targets.shape:
+        raise ValueError(f"soft_target_cross_entropy: logits {tuple(logits.shape)} and targets "
+                         f"{tuple(targets.shape)} must have the same shape")
+    loss = -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    return _reduce(loss, reduction)
+
+
+def mixed_cross_entropy(logits: Tensor, out: MixedBatch, smoothing: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
+    """Cross-entropy of ``logits`` ``(B, N)`` against the mixed labels of ``out``.
+
+    Equals ``soft_target_cross_entropy(logits, out.targets(N, smoothing))``. Computed in float32
+    (also under autocast). ``reduction``: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    """
+    if logits.ndim != 2 or logits.shape[0] != out.batch_size:
+        raise ValueError(f"mixed_cross_entropy: expected logits of shape (B={out.batch_size}, N), "
+                         f"got {tuple(logits.shape)}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"mixed_cross_entropy: expected smoothing in [0, 1), got {smoothing!r}")
+    labels = out.labels
+    if labels.ndim == 2:
+        return soft_target_cross_entropy(logits, out.targets(logits.shape[1], smoothing), reduction)
+    check_label_range(labels, logits.shape[1], "mixed_cross_entropy")
+    logp = F.log_softmax(logits.float(), dim=-1)  # (B, N)
+    nll = -logp.gather(1, labels[out.sources])  # (B, K): CE against each source's class
+    if smoothing:
+        nll = nll * (1.0 - smoothing) - smoothing * logp.mean(dim=1, keepdim=True)
+    return _reduce((out.weights * nll).sum(dim=1), reduction)
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"expected reduction in ('mean', 'sum', 'none'), got {reduction!r}")

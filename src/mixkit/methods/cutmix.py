@@ -1,0 +1,111 @@
+"""CutMix.
+
+Paper: Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with Localizable
+Features", ICCV 2019, https://arxiv.org/abs/1905.04899. Reference code: clovaai/CutMix-PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .._checks import check_choice, check_positive, check_range
+from ..batch import MixedBatch
+from ..geometry import box_area, cutmix_boxes, inside_boxes, minmax_boxes, paste_box, paste_boxes
+from ..registry import register
+from ..sampling import beta
+from ._pair import PairMixer
+
+
+@dataclass(frozen=True)
+class BoxParams:
+    """Box-pasting params: partner ``perm`` ``(B,)``; ``boxes`` int64 ``[r1, c1, r2, c2]`` — ``(4,)``
+    for one box shared by the batch or ``(B, 4)`` per image; ``lam`` the sampled λ (kept for
+    inspection: labels use the realised box area)."""
+
+    perm: Tensor
+    boxes: Tensor
+    lam: Tensor
+
+
+def box_weights(boxes: Tensor, height: int, width: int) -> Union[float, Tensor]:
+    """Own-image share ``1 − area/(H·W)`` of images pasted with ``boxes``: a float for one shared
+    box ``(4,)``, else ``(B,)`` float64."""
+    if boxes.ndim == 1:
+        r1, c1, r2, c2 = boxes.tolist()
+        return 1.0 - max(r2 - r1, 0) * max(c2 - c1, 0) / (height * width)
+    return 1.0 - box_area(boxes).to(torch.float64) / (height * width)
+
+
+def apply_boxes(x: Tensor, perm: Tensor, boxes: Tensor) -> Tensor:
+    """Paste ``x[perm]`` into ``x`` inside ``boxes`` (one shared box or one per image)."""
+    return paste_box(x, perm, boxes) if boxes.ndim == 1 else paste_boxes(x, perm, boxes)
+
+
+@register("cutmix")
+class CutMix(PairMixer):
+    r"""CutMix: a box of ``x[π]`` pasted into ``x``; label = exact pasted area.
+
+    ``λ ~ Beta(α, α)``; box side ``sqrt(1 − λ)`` of the image side; one box and one permutation per
+    batch (official code). The label weight of the partner is the realised box area / (H·W), not
+    the sampled λ.
+
+    Args:
+        alpha: Beta concentration α > 0. Defaults in the papers: α = 1 (CIFAR, ImageNet);
+            Tiny-ImageNet 0.2 in the PuzzleMix/Co-Mixup baselines.
+        box: ``"clip"`` (official: integer centre uniform over the image, box clipped at the
+            border, so it can shrink) or ``"inside"`` (the full ``floor(side·sqrt(1 − λ))`` box,
+            shifted to lie inside the image).
+        minmax: timm's ``cutmix_minmax`` ``(min, max)``: box side ratios uniform in
+            ``[min, max)`` per axis, box inside the image (``alpha`` is then unused).
+        per_sample: one λ and one box per image instead of per batch.
+        pairing: ``"random"`` (default) or ``"flip"`` (timm).
+        prob: probability of mixing a batch (official CIFAR PyramidNet recipe: 0.5; ImageNet and
+            the PuzzleMix/Co-Mixup baselines: 1.0).
+
+    Shapes:
+        x ``(B, C, H, W)`` → ``out.inputs`` like ``x``; ``out.weights`` ``(B, 2)`` =
+        ``[1 − area/(H·W), area/(H·W)]``.
+
+    Notes:
+        With one box per batch only the box region is read from the partners (no copy of the
+        permuted batch). The official code's odd-side quirk (a box of ``2·(side//2)`` pixels) is
+        kept in ``box="clip"`` — the label follows the pixels either way.
+    """
+
+    def __init__(self, *, alpha: float = 1.0, box: str = "clip",
+                 minmax: Optional[Sequence[float]] = None, per_sample: bool = False,
+                 pairing: str = "random", prob: float = 1.0, seed: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(pairing=pairing, prob=prob, seed=seed, generator=generator)
+        who = type(self).__name__
+        self.alpha = check_positive(alpha, who, "alpha")
+        self.box = check_choice(box, ("clip", "inside"), who, "box")
+        self.minmax = None if minmax is None else check_range(minmax, who, "minmax")
+        self.per_sample = bool(per_sample)
+
+    def _sample(self, shape: torch.Size, **_: object) -> BoxParams:
+        b, _, h, w = shape
+        n = b if self.per_sample else 1
+        lam = beta(self.alpha, self.alpha, n, self.generator)
+        boxes = self._boxes(lam, n, h, w)
+        if not self.per_sample:
+            lam, boxes = lam[0], boxes[0]
+        return BoxParams(perm=self._pairs(b), boxes=boxes, lam=lam)
+
+    def _boxes(self, lam: Tensor, n: int, h: int, w: int) -> Tensor:
+        if self.minmax is not None:
+            return minmax_boxes(self.minmax, n, h, w, self.generator)
+        if self.box == "clip":
+            return cutmix_boxes(lam, h, w, self.generator)
+        side = torch.sqrt(1.0 - lam)  # (n,)
+        size = (torch.floor(h * side).long(), torch.floor(w * side).long())
+        return inside_boxes(size, n, h, w, self.generator)
+
+    def _apply(self, x: Tensor, y: Tensor, params: BoxParams) -> MixedBatch:
+        mixed = apply_boxes(x, params.perm, params.boxes)
+        weights = box_weights(params.boxes, x.shape[2], x.shape[3])
+        return self._result(mixed, y, params.perm, weights, params)

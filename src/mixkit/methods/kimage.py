@@ -1,0 +1,202 @@
+"""K-image mixing: DMixup and DCutMix.
+
+Paper: Jeong et al., "Observations on K-image Expansion of Image-Mixing Augmentation for
+Classification" (IEEE Access 2023), https://arxiv.org/abs/2110.04248 — main text eqs. 1–5 and the
+supplement's Algorithm 1. Reference code: clovaai/DCutMix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .._checks import check_int, check_positive
+from ..batch import MixedBatch
+from ..geometry import box_area, box_mask, paste_masked
+from ..mixer import Mixer
+from ..registry import register
+from ..sampling import dirichlet, permutation
+
+
+@dataclass(frozen=True)
+class KParams:
+    """K-image params: ``sources`` ``(B, K)`` int64 (column 0 = the image itself, then one random
+    permutation per extra image) and ``phi`` ``(B, K)`` float64, the Dirichlet shares."""
+
+    sources: Tensor
+    phi: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.sources.shape[0]
+
+
+@dataclass(frozen=True)
+class NestedBoxParams(KParams):
+    """DCutMix params: ``boxes`` ``(B, K − 1, 4)`` int64 — box ``k`` receives image ``k + 1`` and
+    lies inside box ``k − 1`` (stick-breaking)."""
+
+    boxes: Tensor = None  # type: ignore[assignment]
+
+
+class KImageMixer(Mixer):
+    """Shared part of the K-image mixers: ``K`` sources and per-image ``φ ~ Dir(α·1_K)``."""
+
+    def __init__(self, *, k: int, alpha: float, prob: float, seed: Optional[int],
+                 generator: Optional[torch.Generator]) -> None:
+        super().__init__(prob=prob, seed=seed, generator=generator)
+        who = type(self).__name__
+        self.k = check_int(k, who, "k", 2)
+        self.alpha = check_positive(alpha, who, "alpha")
+
+    @property
+    def num_sources(self) -> int:
+        return self.k
+
+    def _draw_sources(self, shape: torch.Size) -> KParams:
+        b = shape[0]
+        if self.k > b:
+            raise ValueError(f"{type(self).__name__}: k={self.k} images per mix needs a batch of at "
+                             f"least {self.k}, got {b}")
+        phi = dirichlet(self.alpha, self.k, b, self.generator)  # (B, K)
+        cols = [torch.arange(b)] + [permutation(b, self.generator) for _ in range(self.k - 1)]
+        return KParams(sources=torch.stack(cols, dim=1), phi=phi)
+
+    def _check_params(self, params: object, x: Tensor) -> None:
+        super()._check_params(params, x)
+        sources = getattr(params, "sources", None)
+        if sources is not None and sources.shape[1] != self.k:
+            raise ValueError(f"{type(self).__name__}: params have {sources.shape[1]} sources per "
+                             f"mix, this mixer has k={self.k}")
+
+
+@register("dmixup")
+class DMixup(KImageMixer):
+    r"""DMixup: ``x̃ = Σ_k φ_k·x_{π_k}``, ``ỹ = Σ_k φ_k·y_{π_k}`` with ``φ ~ Dir(α·1_K)`` per image.
+
+    Args:
+        k: images per mix ``K ≥ 2`` (batch must hold at least ``K`` images).
+        alpha: Dirichlet concentration α > 0. Paper settings: PyramidNet-200 CIFAR-100 K=3, α=1;
+            PyramidNet-110 K=3, α=1/3; CIFAR-10 K=5, α=0.2; ImageNet K=3, α=1/3.
+        prob: probability of mixing a batch.
+
+    Shapes:
+        x ``(B, C, H, W)`` → ``out.inputs`` like ``x``; ``out.sources``/``out.weights`` ``(B, K)``.
+
+    Notes:
+        ``φ`` is rounded to the images' dtype before mixing; the label uses the rounded shares,
+        renormalised to sum to 1.
+    """
+
+    def __init__(self, *, k: int = 3, alpha: float = 1.0, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(k=k, alpha=alpha, prob=prob, seed=seed, generator=generator)
+
+    def _sample(self, shape: torch.Size, **_: object) -> KParams:
+        return self._draw_sources(shape)
+
+    def _apply(self, x: Tensor, y: Tensor, params: KParams) -> MixedBatch:
+        b = x.shape[0]
+        phi = params.phi.to(x.dtype)  # (B, K), the weights really used
+        phi_dev = phi.to(x.device, non_blocking=True).view(b, self.k, 1, 1, 1)
+        mixed = x * phi_dev[:, 0]
+        partner = torch.empty_like(x)
+        for k in range(1, self.k):  # K − 1 gathers, each vectorised over the batch
+            torch.index_select(x, 0, params.sources[:, k].to(x.device), out=partner)
+            mixed.addcmul_(partner, phi_dev[:, k])
+        weights = phi.to(torch.float64)
+        weights = (weights / weights.sum(1, keepdim=True)).to(x.device, torch.float32)
+        return MixedBatch(mixed, params.sources.to(x.device), weights, y, params)
+
+
+@register("dcutmix")
+class DCutMix(KImageMixer):
+    r"""DCutMix: K images composed by stick-breaking nested boxes (supplement Algorithm 1).
+
+    Per image: ``φ ~ Dir(α·1_K)``; for ``k = 1 … K−1`` the stick fraction
+    ``v_k = φ_{k−1} / Π_{j<k}(1 − v_j)`` sets the next box's sides to
+    ``round(prev_side·sqrt(1 − v_k))`` (half-to-even, as NumPy), placed uniformly inside the
+    previous box; image ``k`` is pasted into box ``k``. Image ``k`` keeps the ring between its box
+    and the next, so the labels are the exact ring areas / (H·W).
+
+    Args:
+        k: images per mix ``K ≥ 2`` (batch must hold at least ``K`` images).
+        alpha: Dirichlet concentration α > 0. Paper settings: PyramidNet-110 CIFAR-100 K=5, α=0.2,
+            prob 1; PyramidNet-200 CIFAR-100 K=5, α=1, prob 0.5; CIFAR-10 K=3, α=1/3;
+            PreActResNet-18 (Co-Mixup protocol) K=4; ImageNet K=3, α=1/3.
+        prob: probability of mixing a batch (the official code's ``--beta``).
+
+    Shapes:
+        x ``(B, C, H, W)`` → ``out.inputs`` like ``x``; ``out.sources``/``out.weights`` ``(B, K)``;
+        ``out.params.boxes`` ``(B, K − 1, 4)``.
+
+    Notes:
+        As the official code, ``φ``, the boxes and the permutations' use are per image (Algorithm 1
+        slices one box for the whole batch). Algorithm 1's label for ``K = 2`` omits the last
+        image (weights sum to ``λ < 1``); the official code and this one use the exact areas. The
+        new box is placed at a random offset only when it is smaller than the previous one on
+        both axes (official rule), otherwise it keeps the previous corner.
+    """
+
+    def __init__(self, *, k: int = 3, alpha: float = 1.0, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(k=k, alpha=alpha, prob=prob, seed=seed, generator=generator)
+
+    def _sample(self, shape: torch.Size, **_: object) -> NestedBoxParams:
+        base = self._draw_sources(shape)
+        b, _, h, w = shape
+        offsets = torch.rand((b, self.k - 1, 2), generator=self.generator, dtype=torch.float64)
+        boxes = stick_breaking_boxes(base.phi, h, w, offsets)
+        return NestedBoxParams(sources=base.sources, phi=base.phi, boxes=boxes)
+
+    def _apply(self, x: Tensor, y: Tensor, params: NestedBoxParams) -> MixedBatch:
+        b, _, h, w = x.shape
+        inside = box_mask(params.boxes.reshape(-1, 4), h, w, x.device, x.dtype)  # (B·(K−1), 1, H, W)
+        inside = inside.view(b, self.k - 1, 1, h, w)
+        mixed = x.clone()
+        partner = torch.empty_like(x)
+        for k in range(1, self.k):  # nested: each box overwrites the inside of the previous one
+            torch.index_select(x, 0, params.sources[:, k].to(x.device), out=partner)
+            paste_masked(mixed, partner, inside[:, k - 1], inplace=True)
+        weights = nested_weights(params.boxes, h, w).to(x.device)
+        return MixedBatch(mixed, params.sources.to(x.device), weights, y, params)
+
+
+def stick_breaking_boxes(phi: Tensor, height: int, width: int, offsets: Tensor) -> Tensor:
+    """DCutMix's nested boxes ``(B, K − 1, 4)`` int64 for shares ``phi`` ``(B, K)`` (Algorithm 1);
+    ``offsets`` ``(B, K − 1, 2)`` are uniform draws on [0, 1) placing each box.
+
+    Stick ``k`` breaks ``v_k = φ_{k−1} / (Π_{j<k}(1 − v_j) + 1e-10)`` off what is left (``v_1 = φ_0``,
+    no epsilon, as the official code); the box
+    sides are ``round(prev_side·sqrt(1 − v_k))`` (half-to-even) and the corner is uniform on
+    ``{0, …, prev_side − side}`` inside the previous box — drawn only where the box shrinks on both
+    axes, as the official code. ``Π_{j<k}(1 − v_j)`` is computed as the remaining stick
+    ``1 − Σ_{j<k} φ_j`` (equal in exact arithmetic) so all sticks are computed at once.
+    """
+    b, k = phi.shape
+    # stick left before sticks 2 … K−1 (+1e-10 as the official code; the first stick is φ_0 itself)
+    left = 1.0 - torch.cumsum(phi[:, :-2], dim=1) + 1e-10  # (B, K − 2)
+    left = torch.cat([torch.ones(b, 1, dtype=phi.dtype), left], dim=1)  # (B, K − 1)
+    factor = (1.0 - phi[:, :-1] / left).clamp_(min=0.0).sqrt_()  # (B, K − 1) side ratios
+    sides = [torch.tensor([float(height), float(width)], dtype=torch.float64).expand(b, 2)]
+    for i in range(k - 1):  # rounding makes each side depend on the rounded previous one
+        sides.append(torch.round(sides[-1] * factor[:, i, None]))
+    sides_t = torch.stack(sides, dim=1)  # (B, K, 2)
+    free = sides_t[:, :-1] - sides_t[:, 1:]  # (B, K − 1, 2) room for the inner box
+    move = (free > 0).all(dim=2, keepdim=True)
+    step = torch.where(move, torch.floor(offsets * (free + 1.0)), 0.0)
+    corner = torch.cumsum(step, dim=1)  # offsets accumulate through the nesting
+    return torch.cat([corner, corner + sides_t[:, 1:]], dim=2).long()
+
+
+def nested_weights(boxes: Tensor, height: int, width: int) -> Tensor:
+    """Exact shares of nested boxes ``(B, K − 1, 4)``: image 0 owns the image minus box 1, image
+    ``k`` owns box ``k`` minus box ``k + 1``, the last image its whole box. ``(B, K)`` float32."""
+    b = boxes.shape[0]
+    areas = torch.cat([torch.full((b, 1), height * width), box_area(boxes)], dim=1)  # (B, K)
+    owned = areas.clone()
+    owned[:, :-1] -= areas[:, 1:]
+    return (owned.to(torch.float64) / (height * width)).to(torch.float32)

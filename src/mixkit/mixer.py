@@ -1,0 +1,167 @@
+"""The ``Mixer`` base class every method follows, and :func:`mixed_forward`.
+
+Contract::
+
+    out = mixer(x, y, model=None)            # x (B, C, H, W) float; y (B,) int64 or (B, N) soft
+    params = mixer.sample(x, y)              # random draws only (small CPU tensors)
+    out = mixer.apply(x, y, params)          # deterministic given params
+    logits, out = mixed_forward(mixer, model, x, y)   # works for every kind of mixer
+
+A mixer owns a CPU ``torch.Generator`` (``seed=`` or ``generator=``), which it saves in its
+``state_dict`` so a resumed run continues the same random stream. With ``prob < 1`` a coin decides
+per batch whether to mix; an unmixed batch is returned as is (``out.params`` is :class:`NoMix`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_images, check_labels, check_prob
+from .batch import MixedBatch, NoMix
+from .sampling import bernoulli, make_generator
+
+Shape = Union[torch.Size, Sequence[int]]
+
+
+def resolve_generator(seed: Optional[int], generator: Optional[torch.Generator],
+                      who: str) -> torch.Generator:
+    """The generator a mixer should own, from ``seed=`` or ``generator=`` (not both)."""
+    if seed is not None and generator is not None:
+        raise ValueError(f"{who}: pass either seed or generator, not both")
+    if generator is None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"{who}: expected seed to be an int, got {type(seed).__name__}")
+        return make_generator(seed, tag=who)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"{who}: expected generator to be a torch.Generator, got {type(generator).__name__}")
+    if generator.device.type != "cpu":
+        raise ValueError(f"{who}: expected a CPU generator (params are drawn on the CPU and moved "
+                         f"to the images' device), got one on {generator.device}")
+    return generator
+
+
+class Mixer(nn.Module):
+    """Base class of all mixers.
+
+    Subclasses implement ``_sample(shape, *, x, y, model, saliency) -> Params`` (every random draw,
+    through ``self.generator``) and ``_apply(x, y, params) -> MixedBatch`` (no randomness).
+
+    Args:
+        prob: probability of mixing a batch (default 1.0).
+        seed: seed of the mixer's own generator.
+        generator: a CPU ``torch.Generator`` to draw from instead (shared, e.g., by a
+            :class:`~mixkit.RandomChoice`).
+    """
+
+    method_name: ClassVar[str] = ""
+    #: the mixer computes saliency from a model (``mixer(x, y, model=...)``)
+    needs_model: ClassVar[bool] = False
+    #: the mixer mixes hidden features, so it must run through :func:`mixed_forward`
+    mixes_features: ClassVar[bool] = False
+
+    def __init__(self, *, prob: float = 1.0, seed: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> None:
+        super().__init__()
+        self.prob = check_prob(prob, type(self).__name__)
+        self.generator = resolve_generator(seed, generator, type(self).__name__)
+
+    # ----------------------------------------------------------------------------- public API
+    @property
+    def num_sources(self) -> int:
+        """``K``, the number of columns of ``out.sources``/``out.weights``."""
+        return 2
+
+    def forward(self, x: Tensor, y: Tensor, model: Optional[nn.Module] = None, *,
+                saliency: Optional[Tensor] = None) -> MixedBatch:
+        who = type(self).__name__
+        check_images(x, who)
+        check_labels(y, x.shape[0], who)
+        params = self._draw(x.shape, x=x, y=y, model=model, saliency=saliency)
+        return self._apply_or_identity(x, y, params)
+
+    def sample(self, x: Union[Tensor, Shape], y: Optional[Tensor] = None, *,
+               model: Optional[nn.Module] = None, saliency: Optional[Tensor] = None) -> Any:
+        """Draw the random parameters for a batch (``x`` or just its shape ``(B, C, H, W)``)."""
+        who = type(self).__name__
+        if isinstance(x, Tensor):
+            check_images(x, who)
+            shape = x.shape
+        else:
+            shape = torch.Size(x)
+            if len(shape) != 4 or min(shape) < 1:
+                raise ValueError(f"{who}: expected a batch shape (B, C, H, W), got {tuple(shape)}")
+            x = None
+        if y is not None:
+            check_labels(y, shape[0], who)
+        return self._draw(shape, x=x, y=y, model=model, saliency=saliency)
+
+    def apply(self, x: Tensor, y: Tensor, params: Any) -> MixedBatch:
+        """Mix ``x``/``y`` with given ``params`` (no randomness)."""
+        who = type(self).__name__
+        check_images(x, who)
+        check_labels(y, x.shape[0], who)
+        self._check_params(params, x)
+        return self._apply_or_identity(x, y, params)
+
+    def model_forward(self, model: nn.Module, out: MixedBatch) -> Tensor:
+        """Run ``model`` on a mixed batch; feature-level mixers override this."""
+        return model(out.inputs)
+
+    def manual_seed(self, seed: int) -> "Mixer":
+        self.generator.manual_seed(seed)
+        return self
+
+    # ------------------------------------------------------------------- checkpoint / resume
+    def get_extra_state(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    def extra_repr(self) -> str:
+        names = [p.name for p in inspect.signature(type(self).__init__).parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "generator")]
+        return ", ".join(f"{n}={getattr(self, n)!r}" for n in names if hasattr(self, n))
+
+    # ------------------------------------------------------------------------- for subclasses
+    def _sample(self, shape: torch.Size, *, x: Optional[Tensor], y: Optional[Tensor],
+                model: Optional[nn.Module], saliency: Optional[Tensor]) -> Any:
+        raise NotImplementedError
+
+    def _apply(self, x: Tensor, y: Tensor, params: Any) -> MixedBatch:
+        raise NotImplementedError
+
+    def _check_params(self, params: Any, x: Tensor) -> None:
+        b = getattr(params, "batch_size", None)
+        if b is None:
+            perm = getattr(params, "perm", None)
+            b = perm.shape[0] if isinstance(perm, Tensor) else None
+        if b is not None and b != x.shape[0]:
+            raise ValueError(f"{type(self).__name__}: params were drawn for a batch of {b}, "
+                             f"x has {x.shape[0]} images")
+
+    # ------------------------------------------------------------------------------ internals
+    def _draw(self, shape: torch.Size, **context: Any) -> Any:
+        if not bernoulli(self.prob, self.generator):
+            return NoMix(shape[0])
+        return self._sample(shape, **context)
+
+    def _apply_or_identity(self, x: Tensor, y: Tensor, params: Any) -> MixedBatch:
+        if isinstance(params, NoMix):
+            return MixedBatch.identity(x, y, self.num_sources)
+        return self._apply(x, y, params)
+
+
+def mixed_forward(mixer: Mixer, model: nn.Module, x: Tensor, y: Tensor, *,
+                  saliency: Optional[Tensor] = None) -> Tuple[Tensor, MixedBatch]:
+    """Mix and run the model: ``(logits, out)`` for every kind of mixer.
+
+    Input-level mixers feed ``out.inputs`` to the model; feature-level mixers (Manifold Mixup,
+    AlignMix) mix inside it; model-aware mixers get ``model`` for their saliency pass.
+    """
+    out = mixer(x, y, model=model if mixer.needs_model else None, saliency=saliency)
+    return mixer.model_forward(model, out), out

@@ -1,0 +1,57 @@
+"""Shared fixtures and helpers: the per-method test matrix is driven by ``list_methods()``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import mixkit
+
+#: dtype -> (rtol, atol) for comparisons of mixed images and label shares
+TOL = {
+    torch.float64: (1e-12, 1e-12),
+    torch.float32: (1e-6, 1e-6),
+    torch.bfloat16: (1e-2, 1e-2),
+    torch.float16: (2e-3, 2e-3),
+}
+
+#: options that make each method deterministic-enough and small for tests
+SMALL = {"dmixup": {"k": 3}, "dcutmix": {"k": 3}}
+
+
+def build(name: str, **kw) -> mixkit.Mixer:
+    return mixkit.build(name, **{**SMALL.get(name, {}), **kw})
+
+
+def input_level_methods():
+    return [m for m in mixkit.list_methods() if not mixkit.build(m).mixes_features]
+
+
+def onehot_images(b: int, h: int = 8, w: int = 8, dtype=torch.float32) -> torch.Tensor:
+    """Image i is constant with channel i = 1 and the others 0 (C = B): each output pixel's channel
+    vector is then exactly the share of every source image in it."""
+    return torch.eye(b, dtype=dtype)[:, :, None, None].expand(b, b, h, w).contiguous()
+
+
+class TinyNet(nn.Module):
+    """A small named CNN: stem -> layer1 -> layer2 -> pool -> fc (for hooks and saliency)."""
+
+    def __init__(self, c: int = 3, n: int = 10, width: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(c, width, 3, padding=1)
+        self.layer1 = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
+        self.layer2 = nn.Sequential(nn.ReLU(), nn.Conv2d(width, width, 3, padding=1))
+        self.fc = nn.Linear(width, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layer2(self.layer1(self.stem(x)))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(1234)
+    x = torch.randn(6, 3, 16, 16, generator=g)
+    y = torch.randint(0, 10, (6,), generator=g)
+    return x, y

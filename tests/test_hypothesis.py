@@ -1,0 +1,24 @@
+"""Hypothesis-driven shapes: the core invariants hold for any batch geometry."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mixkit
+
+from .conftest import build, input_level_methods, onehot_images
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(input_level_methods()), b=st.integers(3, 9), h=st.integers(1, 23),
+       w=st.integers(1, 23), seed=st.integers(0, 2**31 - 1), channels_last=st.booleans())
+def test_labels_equal_pixel_shares_for_any_shape(name, b, h, w, seed, channels_last):
+    x = onehot_images(b, h, w, torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = build(name, seed=seed)(x, torch.arange(b))
+    assert out.inputs.shape == x.shape
+    torch.testing.assert_close(out.targets(b).double(), out.inputs.mean(dim=(2, 3)), rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.weights.sum(1), torch.ones(b), rtol=0, atol=1e-6)
