@@ -52,7 +52,8 @@ def test_labels_wrong_type_and_shape(name):
 
 def test_labels_out_of_range_at_targets_and_loss():
     out = mixkit.Mixup(seed=0)(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 7]))
-    with pytest.raises(ValueError, match=r"labels out of range: expected class ids in \[0, 5\), got min 0, max 7"):
+    with pytest.raises(ValueError,
+                       match=r"labels out of range: expected class ids in \[0, 5\), got min 0, max 7"):
         out.targets(5)
     with pytest.raises(ValueError, match="labels out of range"):
         mixkit.mixed_cross_entropy(torch.randn(4, 5), out)

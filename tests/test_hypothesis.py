@@ -6,7 +6,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mixkit
 
 from .conftest import build, input_level_methods, onehot_images
 

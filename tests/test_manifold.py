@@ -50,7 +50,7 @@ def test_hidden_layer_out_inputs_refuses_to_be_used_alone():
     mixer = mixkit.ManifoldMixup(layers=("layer2",), seed=0)
     out = mixer(torch.randn(4, 3, 8, 8), torch.arange(4))
     with pytest.raises(RuntimeError, match="mixed_forward"):
-        out.inputs
+        _ = out.inputs
 
 
 def test_layer_draw_is_uniform():

@@ -210,3 +210,34 @@ def test_resizemix_pixels_outside_box_untouched_and_inside_from_source():
     for i, j in enumerate(out.params.perm.tolist()):  # nearest: every pasted value exists in the source
         pasted = out.inputs[i][inside[i].expand(3, -1, -1)]
         assert torch.isin(pasted, x[j]).all()
+
+
+# ------------------------------------------------------------------------------------- in place
+@pytest.mark.parametrize("name,kw", [("mixup", {}), ("mixup", {"per_sample": True}), ("cutmix", {}),
+                                     ("cutmix", {"per_sample": True}), ("resizemix", {})])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inplace_equals_out_of_place(name, kw, dtype):
+    x = torch.randn(6, 3, 12, 12).to(dtype).contiguous(memory_format=torch.channels_last)
+    y = torch.arange(6)
+    reference = mixkit.build(name, seed=5, **kw)
+    mixer = mixkit.build(name, seed=5, inplace=True, **kw)
+    # pasting copies pixels (exact); interpolation may differ in the last bit (lerp from either end)
+    tol = (0, 0) if name != "mixup" else ((1e-6, 1e-6) if dtype == torch.float32 else (1e-2, 1e-2))
+    for _ in range(2):  # the second call reuses the partner buffer
+        ref = reference(x, y)
+        x_in = x.clone()
+        out = mixer(x_in, y)
+        assert out.inputs.data_ptr() == x_in.data_ptr()  # written into the given batch
+        torch.testing.assert_close(out.inputs, ref.inputs, rtol=tol[0], atol=tol[1])
+        torch.testing.assert_close(out.weights, ref.weights, rtol=tol[0], atol=tol[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inplace_labels_still_match_pixels(dtype):
+    from .conftest import TOL, onehot_images
+    for name, kw in [("mixup", {"per_sample": True}), ("cutmix", {"per_sample": True}), ("resizemix", {})]:
+        mixer = mixkit.build(name, seed=1, inplace=True, **kw)
+        for _ in range(3):
+            out = mixer(onehot_images(6, 10, 10, dtype), torch.arange(6))
+            torch.testing.assert_close(out.targets(6), out.inputs.float().mean(dim=(2, 3)),
+                                       rtol=0, atol=TOL[dtype][1])

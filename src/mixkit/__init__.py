@@ -8,6 +8,7 @@
 
 from ._checks import set_value_checks
 from .batch import MixedBatch, NoMix
+from .buffers import set_buffer_reuse
 from .compose import RandomChoice
 from .losses import mixed_cross_entropy, soft_target_cross_entropy
 from .methods import CutMix, DCutMix, DMixup, ManifoldMixup, Mixup, ResizeMix
@@ -19,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "CutMix", "DCutMix", "DMixup", "ManifoldMixup", "MixedBatch", "Mixer", "Mixup", "NoMix",
     "RandomChoice", "ResizeMix", "build", "list_methods", "mixed_cross_entropy", "mixed_forward",
-    "register", "set_value_checks", "soft_target_cross_entropy",
+    "register", "set_buffer_reuse", "set_value_checks", "soft_target_cross_entropy",
 ]

@@ -109,7 +109,7 @@ def mix_targets(labels: Tensor, sources: Tensor, weights: Tensor, num_classes: O
                              f"got {num_classes!r}")
         check_label_range(labels, num_classes, "targets")
         out = torch.zeros(labels.shape[0], num_classes, device=weights.device, dtype=torch.float32)
-        out.scatter_add_(1, labels[sources], weights)
+        out.scatter_add_(1, torch.take(labels, sources), weights)
         n = num_classes
     if smoothing:
         out = out.mul_(1.0 - smoothing).add_(smoothing / n)

@@ -15,11 +15,13 @@ from torch import Tensor
 from .geometry import gather_batch
 
 
-def blend(x: Tensor, perm: Tensor, lam: Tensor) -> Tuple[Tensor, Union[float, Tensor]]:
+def blend(x: Tensor, perm: Tensor, lam: Tensor,
+          inplace: bool = False) -> Tuple[Tensor, Union[float, Tensor]]:
     """``λ·x + (1 − λ)·x[perm]`` with ``lam`` 0-dim (one λ for the batch) or ``(B,)``.
 
     ``x`` is ``(B, …)`` of any rank: images or hidden features (differentiable when they
-    require grad).
+    require grad). With ``inplace`` the result is written into ``x`` (the partners are first
+    gathered into a separate buffer).
 
     Returns the mixed batch and the realised weight of ``x``: a float for a batch λ (used at full
     precision), else ``(B,)`` float64 — per-sample λ are rounded to ``x``'s dtype first (the weight
@@ -29,7 +31,11 @@ def blend(x: Tensor, perm: Tensor, lam: Tensor) -> Tuple[Tensor, Union[float, Te
     b = x.shape[0]
     if lam.ndim == 0:
         w = float(lam)
-        return partner.lerp_(x, w), w
+        return (x.lerp_(partner, 1.0 - w) if inplace else partner.lerp_(x, w)), w
+    if inplace:
+        pw = (1.0 - lam).to(x.dtype)  # the partner's weight, as used
+        x.lerp_(partner, pw.to(x.device, non_blocking=True).view(b, *([1] * (x.ndim - 1))))
+        return x, 1.0 - pw.to(torch.float64)
     w = lam.to(x.dtype)
     weight = w.to(x.device, non_blocking=True).view(b, *([1] * (x.ndim - 1)))
     return partner.lerp_(x, weight), w.to(torch.float64)

@@ -4,6 +4,8 @@ A box is an int64 row ``[r1, c1, r2, c2]``: the half-open region rows ``[r1, r2)
 ``[c1, c2)`` (rows first, whatever the official codes call them). Box samplers take a CPU
 generator and return CPU tensors; pasting happens on the images' device.
 
+New batches come from :mod:`mixkit.buffers` (reused CPU memory instead of freshly faulted pages).
+
 Samplers (see the method docs for who uses which):
 
 * :func:`cutmix_boxes` — CutMix's official box ("B1"): side ``floor(side·sqrt(1−λ))``, integer
@@ -17,12 +19,26 @@ Samplers (see the method docs for who uses which):
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from .buffers import copy_of, new_like
 from .sampling import randint, randint_upto
+
+
+def cutmix_box(lam: float, height: int, width: int, generator: torch.Generator) -> Tensor:
+    """One CutMix box for a batch: :func:`cutmix_boxes` for a single ``λ``, in Python arithmetic
+    (same draws, same box — tested equal), because per-call costs dominate small batches."""
+    u_row, u_col = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+    cy, cx = int(u_row * height), int(u_col * width)
+    ratio = math.sqrt(max(1.0 - lam, 0.0))
+    half_h, half_w = math.floor(height * ratio) // 2, math.floor(width * ratio) // 2
+    return torch.tensor([max(cy - half_h, 0), max(cx - half_w, 0),
+                         min(cy + half_h, height), min(cx + half_w, width)])
 
 
 def cutmix_boxes(lam: Tensor, height: int, width: int, generator: torch.Generator,
@@ -32,7 +48,7 @@ def cutmix_boxes(lam: Tensor, height: int, width: int, generator: torch.Generato
     Returns ``(n, 4)`` int64 ``[r1, c1, r2, c2]``.
     """
     n = lam.shape[0]
-    size = torch.tensor([height, width])
+    size = _image_size(height, width)
     ratio = (1.0 - lam.to(torch.float64)).clamp_(min=0.0).sqrt_()  # (n,)
     half = (size * ratio[:, None]).floor_().long() // 2  # (n, 2): ⌊side·r⌋ // 2
     if centers is None:
@@ -49,7 +65,7 @@ def inside_boxes(size: Tuple[Union[int, Tensor], Union[int, Tensor]], n: int, he
     The centre is uniform over the integer pixels (or given by ``centers`` ``(n, 2)``); the
     top-left corner is ``clamp(centre − side//2, 0, H − side)``. Returns ``(n, 4)`` int64.
     """
-    image = torch.tensor([height, width])
+    image = _image_size(height, width)
     hw = torch.stack([torch.as_tensor(size[0]), torch.as_tensor(size[1])], dim=-1).long()  # (2,)|(n, 2)
     if centers is None:
         centers = random_pixels(n, height, width, generator)
@@ -60,7 +76,13 @@ def inside_boxes(size: Tuple[Union[int, Tensor], Union[int, Tensor]], n: int, he
 def random_pixels(n: int, height: int, width: int, generator: torch.Generator) -> Tensor:
     """``n`` integer pixel positions ``(row, col)`` uniform over the image, ``(n, 2)`` int64."""
     u = torch.rand((n, 2), generator=generator, dtype=torch.float64)
-    return (u * torch.tensor([float(height), float(width)], dtype=torch.float64)).long()
+    return u.mul_(_image_size(height, width, torch.float64)).long()
+
+
+@functools.lru_cache(maxsize=64)
+def _image_size(height: int, width: int, dtype: torch.dtype = torch.int64) -> Tensor:
+    """A cached ``[H, W]`` CPU tensor (read-only by convention)."""
+    return torch.tensor([height, width], dtype=dtype)
 
 
 def minmax_boxes(minmax: Tuple[float, float], n: int, height: int, width: int,
@@ -101,34 +123,37 @@ def box_mask(boxes: Tensor, height: int, width: int, device: torch.device,
     return (in_rows.to(dtype)[:, None, :, None] * in_cols.to(dtype)[:, None, None, :])
 
 
-def gather_batch(x: Tensor, index: Tensor) -> Tensor:
+def gather_batch(x: Tensor, index: Tensor, out: Optional[Tensor] = None) -> Tensor:
     """``x[index]`` along dim 0, keeping ``x``'s memory format (``index_select`` alone does not).
 
-    Differentiable when ``x`` requires grad (hidden features); otherwise written straight into a
-    buffer of ``x``'s layout.
+    Differentiable when ``x`` requires grad (hidden features); otherwise written straight into
+    ``out`` (a buffer laid out like ``x``) or a new one.
     """
     index = index.to(x.device, non_blocking=True)
     if x.requires_grad and torch.is_grad_enabled():
         return x[index]  # advanced indexing keeps the memory format and records the graph
-    return torch.index_select(x, 0, index, out=torch.empty_like(x))
+    return torch.index_select(x, 0, index, out=new_like(x) if out is None else out)
 
 
-def paste_box(x: Tensor, perm: Tensor, box: Sequence[int]) -> Tensor:
-    """A copy of ``x`` whose region ``box`` (one box for the batch) comes from ``x[perm]``.
+def paste_box(x: Tensor, perm: Tensor, box: Sequence[int], inplace: bool = False) -> Tensor:
+    """``x`` (a copy, or ``x`` itself if ``inplace``) whose region ``box`` (one box for the
+    batch) comes from ``x[perm]``.
 
     Only the box is read from the partners: no copy of the permuted batch is made.
     """
-    out = x.clone()
+    out = x if inplace else copy_of(x)
     r1, c1, r2, c2 = box.tolist() if isinstance(box, Tensor) else (int(v) for v in box)
     if r2 > r1 and c2 > c1:
-        region = x[:, :, r1:r2, c1:c2]
-        out[:, :, r1:r2, c1:c2] = region.index_select(0, perm.to(x.device, non_blocking=True))
+        region = x[:, :, r1:r2, c1:c2].index_select(0, perm.to(x.device, non_blocking=True))
+        out[:, :, r1:r2, c1:c2] = region  # the partners' regions were copied out first
     return out
 
 
-def paste_boxes(x: Tensor, perm: Tensor, boxes: Tensor) -> Tensor:
-    """A copy of ``x`` where each image ``i`` gets region ``boxes[i]`` from ``x[perm[i]]``."""
-    return paste_masked(x, gather_batch(x, perm), box_mask(boxes, x.shape[2], x.shape[3], x.device))
+def paste_boxes(x: Tensor, perm: Tensor, boxes: Tensor, inplace: bool = False) -> Tensor:
+    """``x`` (a copy, or ``x`` itself if ``inplace``) where each image ``i`` gets region
+    ``boxes[i]`` from ``x[perm[i]]``."""
+    partners = gather_batch(x, perm)
+    return paste_masked(x, partners, box_mask(boxes, x.shape[2], x.shape[3], x.device), inplace)
 
 
 def paste_masked(dst: Tensor, src: Tensor, mask: Tensor, inplace: bool = False) -> Tensor:
@@ -137,17 +162,18 @@ def paste_masked(dst: Tensor, src: Tensor, mask: Tensor, inplace: bool = False) 
     Done as ``lerp(dst, src, mask)``, which copies exactly at weights 0 and 1 (for finite values)
     and is an order of magnitude faster than ``torch.where`` on the CPU.
     """
-    out = dst if inplace else dst.clone()
+    out = dst if inplace else copy_of(dst)
     return out.lerp_(src, mask.to(dtype=dst.dtype))
 
 
-def paste_patches(x: Tensor, patches: Tensor, corners: Tensor) -> Tensor:
-    """A copy of ``x`` with ``patches[i]`` ``(B, C, h, w)`` written at top-left ``corners[i]`` ``(B, 2)``.
+def paste_patches(x: Tensor, patches: Tensor, corners: Tensor, inplace: bool = False) -> Tensor:
+    """``x`` (a copy, or ``x`` itself if ``inplace``) with ``patches[i]`` ``(B, C, h, w)`` written
+    at top-left ``corners[i]`` ``(B, 2)``.
 
     Every patch must lie inside the image. One scatter over the flattened pixels (no loop over
     the batch, no copy of anything but the patches).
     """
-    out = x.clone()
+    out = x if inplace else copy_of(x)
     b, c, h, w = patches.shape
     if h == 0 or w == 0:
         return out

@@ -8,7 +8,6 @@ exactly the cross-entropy against ``out.targets(...)``.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

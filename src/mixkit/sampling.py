@@ -106,3 +106,12 @@ def dirichlet(alpha: Union[float, Sequence[float], Tensor], k: Optional[int], si
 def beta(a: float, b: float, size: int, generator: torch.Generator) -> Tensor:
     """``size`` draws from ``Beta(a, b)``, float64 ``(size,)``."""
     return dirichlet(float(a) if a == b else (a, b), 2, size, generator)[:, 0]
+
+
+def beta_scalar(a: float, b: float, generator: torch.Generator) -> float:
+    """One draw from ``Beta(a, b)`` as a Python float (one tensor op on the common path)."""
+    if min(a, b) < _SMALL_CONCENTRATION:
+        return float(beta(a, b, 1, generator)[0])
+    conc = torch.tensor([float(a), float(b)], dtype=_F64)
+    x, y = torch._standard_gamma(conc, generator=generator).tolist()
+    return x / (x + y)

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 from .batch import MixedBatch
-from .mixer import Mixer
 
 
 def label_text(out: MixedBatch, i: int, classes: Sequence[str], top: int = 2) -> str:

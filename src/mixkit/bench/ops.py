@@ -4,7 +4,9 @@ Every call is timed *including the labels* (our ``out.targets(N)``; timm and tor
 dense targets; kornia its label tensor). timm mixes in place, so it is timed on the same batch
 over and over (what it costs in a training loop); the others get the untouched batch. The
 "memory floor" is one pass that reads two batches and writes a third, preallocated one;
-"fresh copy" is ``x.clone()`` — what any out-of-place mixer pays for a new output buffer.
+"fresh copy" is ``x.clone()`` — what any out-of-place mixer pays for a new output buffer;
+"value check" is the NaN/Inf test every mixkit call makes on CPU tensors (see
+``mixkit.set_value_checks``). "mixkit inplace" rows mix into the given batch, as timm does.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..registry import build, list_methods
+from .._checks import check_images
+from ..registry import build, list_methods, method_options
 from .timing import Timing, machine_description, time_interleaved
 
 SHAPES = ((100, 3, 32, 32), (64, 3, 224, 224))
@@ -64,12 +67,17 @@ def _kornia_cutmix(n: int):
     return RandomCutMixV2(p=1.0, use_correct_lambda=True)
 
 
-def _ours(method: str, n: int, x: torch.Tensor, y: torch.Tensor) -> Callable[[], object]:
-    mixer = build(method, seed=0)
+def _ours(method: str, n: int, x: torch.Tensor, y: torch.Tensor,
+          **options: object) -> Callable[[], object]:
+    mixer = build(method, seed=0, **options)
 
     def call():
         return mixer(x, y).targets(n)
     return call
+
+
+def _supports_inplace(method: str) -> bool:
+    return "inplace" in method_options(method)
 
 
 def candidates(shape: Sequence[int], methods: Sequence[str], device: torch.device,
@@ -84,10 +92,13 @@ def candidates(shape: Sequence[int], methods: Sequence[str], device: torch.devic
     cands: List[Tuple[str, Callable[[], object]]] = [
         ("memory floor (read 2, write 1)", lambda: torch.add(a, b, out=buf)),
         ("fresh copy (x.clone())", lambda: x.clone()),
+        ("value check (NaN/Inf, one read of x)", lambda: check_images(x, "bench")),
     ]
     notes: List[str] = []
     for method in methods:
         cands.append((f"{method} | mixkit", _ours(method, n, x, y)))
+        if _supports_inplace(method):  # mixes into the batch it is given, as timm does
+            cands.append((f"{method} | mixkit inplace", _ours(method, n, x_inplace, y, inplace=True)))
         for peer_name, make in (PEERS.get(method, []) if peers else []):
             try:
                 peer = make(n)
@@ -116,7 +127,7 @@ def run(methods: Optional[Sequence[str]] = None, shapes: Sequence[Sequence[int]]
 def _table(shape: tuple, times: Dict[str, Timing], rounds: int) -> List[str]:
     fastest_peer: Dict[str, float] = {}
     for name, t in times.items():
-        if " | " in name and not name.endswith("| mixkit"):
+        if " | " in name and "| mixkit" not in name:
             method = name.split(" | ")[0]
             fastest_peer[method] = min(fastest_peer.get(method, float("inf")), t.median_ms)
     out = [f"### Batch {'×'.join(map(str, shape))} (ms per call: median, min and max over {rounds} "

@@ -16,6 +16,9 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 
 
+CPU = torch.device("cpu")
+
+
 @dataclass(frozen=True)
 class Timing:
     median_ms: float
@@ -31,7 +34,7 @@ def _sync(device: torch.device) -> None:
 
 def time_interleaved(candidates: Sequence[Tuple[str, Callable[[], object]]], *, rounds: int = 30,
                      warmup: int = 3, burst_ms: float = 5.0,
-                     device: torch.device = torch.device("cpu")) -> Dict[str, Timing]:
+                     device: torch.device = CPU) -> Dict[str, Timing]:
     """Milliseconds per call of each ``(name, fn)``: median/min/max over interleaved rounds.
 
     In each round every candidate runs a burst of back-to-back calls lasting about ``burst_ms``
@@ -59,7 +62,7 @@ def time_interleaved(candidates: Sequence[Tuple[str, Callable[[], object]]], *, 
     return {name: Timing(statistics.median(v), min(v), max(v), len(v)) for name, v in samples.items()}
 
 
-def machine_description(device: torch.device = torch.device("cpu")) -> str:
+def machine_description(device: torch.device = CPU) -> str:
     """One line naming the machine, versions and threads (for benchmark tables)."""
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)

@@ -8,9 +8,10 @@ Swap ``from timm.data import Mixup`` for ``from mixkit.compat.timm import Mixup`
 Behaviour follows timm: partners by batch flip (``x[B − 1 − i]``, so shuffle your loader), Mixup
 or CutMix chosen with ``switch_prob``, ``prob`` per batch (``mode="batch"``) or per element
 (``"elem"``, ``"pair"``), ``mixup_enabled`` to switch mixing off from the training loop.
-Differences, all deliberate: the input batch is not modified in place (a new tensor is
-returned); an odd batch size works; randomness comes from an explicit generator (``seed=``), not
-the global NumPy RNG; CutMix labels always use the exact pasted area (timm's
+Differences, all deliberate: the input batch is not modified in place unless
+``inplace=True`` (a new tensor is returned); an odd batch size works; randomness comes from an
+explicit generator (``seed=``), not the global NumPy RNG; CutMix labels always use the exact
+pasted area (timm's
 ``correct_lam=False`` would label with the unclipped λ, which misstates what was pasted; it is
 accepted with a warning and the exact area is used).
 """
@@ -93,13 +94,14 @@ class Mixup:
     """timm's ``Mixup`` interface on mixkit's mixers; see the module docstring.
 
     Args (timm's): mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
-    correct_lam, label_smoothing, num_classes. Extra: ``seed`` or ``generator``.
+    correct_lam, label_smoothing, num_classes. Extra: ``inplace=True`` mixes into the given batch
+    as timm does (``mode="batch"`` only; default False), ``seed`` or ``generator``.
     """
 
     def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0,
                  cutmix_minmax: Optional[Sequence[float]] = None, prob: float = 1.0,
                  switch_prob: float = 0.5, mode: str = "batch", correct_lam: bool = True,
-                 label_smoothing: float = 0.1, num_classes: int = 1000, *,
+                 label_smoothing: float = 0.1, num_classes: int = 1000, *, inplace: bool = False,
                  seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
         who = "Mixup"
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -128,6 +130,7 @@ class Mixup:
         self.label_smoothing = float(label_smoothing)
         self.num_classes = num_classes
         self.mixup_enabled = True
+        self.inplace = bool(inplace)
         self.mixer = self._build(seed, generator)
 
     def _build(self, seed: Optional[int], generator: Optional[torch.Generator]) -> Mixer:
@@ -138,10 +141,11 @@ class Mixup:
                 pair=self.mode == "pair", seed=seed, generator=generator)
         choices, p = [], []
         if self.mixup_alpha > 0:
-            choices.append(_Mixup(alpha=self.mixup_alpha, pairing="flip"))
+            choices.append(_Mixup(alpha=self.mixup_alpha, pairing="flip", inplace=self.inplace))
             p.append(1.0 - self.switch_prob if self.cutmix_alpha > 0 else 1.0)
         if self.cutmix_alpha > 0:
-            choices.append(CutMix(alpha=self.cutmix_alpha, minmax=self.cutmix_minmax, pairing="flip"))
+            choices.append(CutMix(alpha=self.cutmix_alpha, minmax=self.cutmix_minmax, pairing="flip",
+                                  inplace=self.inplace))
             p.append(self.switch_prob if self.mixup_alpha > 0 else 1.0)
         return RandomChoice(choices, p, prob=self.mix_prob, seed=seed, generator=generator)
 

@@ -26,10 +26,11 @@ class PairParams:
 class PairMixer(Mixer):
     """A mixer combining each image ``i`` with one partner ``π(i)`` chosen by ``pairing``."""
 
-    def __init__(self, *, pairing: str = "random", prob: float = 1.0, seed: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(self, *, pairing: str = "random", inplace: bool = False, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
         super().__init__(prob=prob, seed=seed, generator=generator)
         self.pairing = check_choice(pairing, PAIRINGS, type(self).__name__, "pairing")
+        self.inplace = bool(inplace)
 
     def _pairs(self, batch_size: int) -> Tensor:
         return make_pairs(self.pairing, batch_size, self.generator)

@@ -14,9 +14,10 @@ from torch import Tensor
 
 from .._checks import check_choice, check_positive, check_range
 from ..batch import MixedBatch
-from ..geometry import box_area, cutmix_boxes, inside_boxes, minmax_boxes, paste_box, paste_boxes
+from ..geometry import (box_area, cutmix_box, cutmix_boxes, inside_boxes, minmax_boxes, paste_box,
+                        paste_boxes)
 from ..registry import register
-from ..sampling import beta
+from ..sampling import beta, beta_scalar
 from ._pair import PairMixer
 
 
@@ -40,9 +41,11 @@ def box_weights(boxes: Tensor, height: int, width: int) -> Union[float, Tensor]:
     return 1.0 - box_area(boxes).to(torch.float64) / (height * width)
 
 
-def apply_boxes(x: Tensor, perm: Tensor, boxes: Tensor) -> Tensor:
+def apply_boxes(x: Tensor, perm: Tensor, boxes: Tensor, inplace: bool = False) -> Tensor:
     """Paste ``x[perm]`` into ``x`` inside ``boxes`` (one shared box or one per image)."""
-    return paste_box(x, perm, boxes) if boxes.ndim == 1 else paste_boxes(x, perm, boxes)
+    if boxes.ndim == 1:
+        return paste_box(x, perm, boxes, inplace)
+    return paste_boxes(x, perm, boxes, inplace)
 
 
 @register("cutmix")
@@ -63,6 +66,8 @@ class CutMix(PairMixer):
             ``[min, max)`` per axis, box inside the image (``alpha`` is then unused).
         per_sample: one λ and one box per image instead of per batch.
         pairing: ``"random"`` (default) or ``"flip"`` (timm).
+        inplace: write the mix into ``x`` itself (as timm does) instead of a new tensor; saves
+            allocating an output batch. Default False: the caller's tensors are never modified.
         prob: probability of mixing a batch (official CIFAR PyramidNet recipe: 0.5; ImageNet and
             the PuzzleMix/Co-Mixup baselines: 1.0).
 
@@ -78,9 +83,9 @@ class CutMix(PairMixer):
 
     def __init__(self, *, alpha: float = 1.0, box: str = "clip",
                  minmax: Optional[Sequence[float]] = None, per_sample: bool = False,
-                 pairing: str = "random", prob: float = 1.0, seed: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> None:
-        super().__init__(pairing=pairing, prob=prob, seed=seed, generator=generator)
+                 pairing: str = "random", inplace: bool = False, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
         who = type(self).__name__
         self.alpha = check_positive(alpha, who, "alpha")
         self.box = check_choice(box, ("clip", "inside"), who, "box")
@@ -89,12 +94,15 @@ class CutMix(PairMixer):
 
     def _sample(self, shape: torch.Size, **_: object) -> BoxParams:
         b, _, h, w = shape
-        n = b if self.per_sample else 1
-        lam = beta(self.alpha, self.alpha, n, self.generator)
-        boxes = self._boxes(lam, n, h, w)
-        if not self.per_sample:
-            lam, boxes = lam[0], boxes[0]
-        return BoxParams(perm=self._pairs(b), boxes=boxes, lam=lam)
+        if self.per_sample:
+            lam = beta(self.alpha, self.alpha, b, self.generator)
+            return BoxParams(perm=self._pairs(b), boxes=self._boxes(lam, b, h, w), lam=lam)
+        lam1 = beta_scalar(self.alpha, self.alpha, self.generator)
+        if self.minmax is None and self.box == "clip":
+            box = cutmix_box(lam1, h, w, self.generator)  # the batch's one box, cheaply
+        else:
+            box = self._boxes(torch.tensor([lam1], dtype=torch.float64), 1, h, w)[0]
+        return BoxParams(perm=self._pairs(b), boxes=box, lam=torch.scalar_tensor(lam1, dtype=torch.float64))
 
     def _boxes(self, lam: Tensor, n: int, h: int, w: int) -> Tensor:
         if self.minmax is not None:
@@ -106,6 +114,6 @@ class CutMix(PairMixer):
         return inside_boxes(size, n, h, w, self.generator)
 
     def _apply(self, x: Tensor, y: Tensor, params: BoxParams) -> MixedBatch:
-        mixed = apply_boxes(x, params.perm, params.boxes)
+        mixed = apply_boxes(x, params.perm, params.boxes, self.inplace)
         weights = box_weights(params.boxes, x.shape[2], x.shape[3])
         return self._result(mixed, y, params.perm, weights, params)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .._checks import check_int, check_positive
 from ..batch import MixedBatch
+from ..buffers import copy_of, new_like
 from ..geometry import box_area, box_mask, paste_masked
 from ..mixer import Mixer
 from ..registry import register
@@ -102,8 +103,8 @@ class DMixup(KImageMixer):
         b = x.shape[0]
         phi = params.phi.to(x.dtype)  # (B, K), the weights really used
         phi_dev = phi.to(x.device, non_blocking=True).view(b, self.k, 1, 1, 1)
-        mixed = x * phi_dev[:, 0]
-        partner = torch.empty_like(x)
+        mixed = torch.mul(x, phi_dev[:, 0], out=new_like(x))
+        partner = new_like(x)
         for k in range(1, self.k):  # K − 1 gathers, each vectorised over the batch
             torch.index_select(x, 0, params.sources[:, k].to(x.device), out=partner)
             mixed.addcmul_(partner, phi_dev[:, k])
@@ -156,8 +157,8 @@ class DCutMix(KImageMixer):
         b, _, h, w = x.shape
         inside = box_mask(params.boxes.reshape(-1, 4), h, w, x.device, x.dtype)  # (B·(K−1), 1, H, W)
         inside = inside.view(b, self.k - 1, 1, h, w)
-        mixed = x.clone()
-        partner = torch.empty_like(x)
+        mixed = copy_of(x)
+        partner = new_like(x)
         for k in range(1, self.k):  # nested: each box overwrites the inside of the previous one
             torch.index_select(x, 0, params.sources[:, k].to(x.device), out=partner)
             paste_masked(mixed, partner, inside[:, k - 1], inplace=True)

@@ -16,7 +16,7 @@ from .._checks import check_positive
 from ..batch import MixedBatch, NoMix
 from ..blend import blend
 from ..registry import register
-from ..sampling import beta, randint
+from ..sampling import beta_scalar, randint
 from ._pair import PairMixer
 
 INPUT = "input"
@@ -84,7 +84,8 @@ class ManifoldMixup(PairMixer):
 
     def _sample(self, shape: torch.Size, **_: object) -> ManifoldParams:
         b = shape[0]
-        lam = beta(self.alpha, self.alpha, 1, self.generator)[0]
+        lam = torch.scalar_tensor(beta_scalar(self.alpha, self.alpha, self.generator),
+                                  dtype=torch.float64)
         layer = self.layers[int(randint(len(self.layers), (), self.generator))]
         return ManifoldParams(perm=self._pairs(b), lam=lam, layer=layer)
 

@@ -15,7 +15,7 @@ from .._checks import check_positive
 from ..batch import MixedBatch
 from ..blend import blend
 from ..registry import register
-from ..sampling import beta
+from ..sampling import beta, beta_scalar
 from ._pair import PairMixer, PairParams
 
 
@@ -31,6 +31,8 @@ class Mixup(PairMixer):
             Tiny-ImageNet 0.2 (PuzzleMix README); ImageNet 0.2.
         per_sample: one λ per image instead of one per batch.
         pairing: ``"random"`` (default, official) or ``"flip"`` (timm).
+        inplace: write the mix into ``x`` itself (as timm does) instead of a new tensor; saves
+            allocating an output batch. Default False: the caller's tensors are never modified.
         prob: probability of mixing a batch. seed / generator: see :class:`~mixkit.Mixer`.
 
     Shapes:
@@ -52,17 +54,21 @@ class Mixup(PairMixer):
     """
 
     def __init__(self, *, alpha: float = 1.0, per_sample: bool = False, pairing: str = "random",
-                 prob: float = 1.0, seed: Optional[int] = None,
+                 inplace: bool = False, prob: float = 1.0, seed: Optional[int] = None,
                  generator: Optional[torch.Generator] = None) -> None:
-        super().__init__(pairing=pairing, prob=prob, seed=seed, generator=generator)
+        super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
         self.alpha = check_positive(alpha, type(self).__name__, "alpha")
         self.per_sample = bool(per_sample)
 
     def _sample(self, shape: torch.Size, **_: object) -> PairParams:
         b = shape[0]
-        lam = beta(self.alpha, self.alpha, b if self.per_sample else 1, self.generator)
-        return PairParams(perm=self._pairs(b), lam=lam if self.per_sample else lam[0])
+        if self.per_sample:
+            lam = beta(self.alpha, self.alpha, b, self.generator)
+        else:
+            lam = torch.scalar_tensor(beta_scalar(self.alpha, self.alpha, self.generator),
+                                      dtype=torch.float64)
+        return PairParams(perm=self._pairs(b), lam=lam)
 
     def _apply(self, x: Tensor, y: Tensor, params: PairParams) -> MixedBatch:
-        mixed, lam = blend(x, params.perm, params.lam)
+        mixed, lam = blend(x, params.perm, params.lam, self.inplace)
         return self._result(mixed, y, params.perm, lam, params)

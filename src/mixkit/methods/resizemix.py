@@ -82,6 +82,8 @@ class ResizeMix(PairMixer):
             ImageNet (paper Table 8: 0.1–0.8 best on CIFAR-100 WRN-28-10).
         interpolation: ``"nearest"`` (official, default), ``"bilinear"`` (antialiased) or ``"area"``.
         pairing: ``"random"`` (default, official) or ``"flip"``.
+        inplace: write the mix into ``x`` itself (as timm does) instead of a new tensor; saves
+            allocating an output batch. Default False: the caller's tensors are never modified.
         prob: probability of mixing a batch (official configs: 1.0).
 
     Shapes:
@@ -97,9 +99,9 @@ class ResizeMix(PairMixer):
     """
 
     def __init__(self, *, scale: Sequence[float] = (0.1, 0.8), interpolation: str = "nearest",
-                 pairing: str = "random", prob: float = 1.0, seed: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> None:
-        super().__init__(pairing=pairing, prob=prob, seed=seed, generator=generator)
+                 pairing: str = "random", inplace: bool = False, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
         who = type(self).__name__
         self.scale = check_range(scale, who, "scale")
         if self.scale[1] <= 0:
@@ -119,5 +121,6 @@ class ResizeMix(PairMixer):
         if ph == 0 or pw == 0:
             return MixedBatch.identity(x, y, 2, params)
         small = resize_batch(x, float(params.tau), (ph, pw), self.interpolation)  # (B, C, ph, pw)
-        mixed = paste_patches(x, gather_batch(small, params.perm), params.boxes[:, :2])
+        # the patches are built before anything is written, so an in-place paste is safe
+        mixed = paste_patches(x, gather_batch(small, params.perm), params.boxes[:, :2], self.inplace)
         return self._result(mixed, y, params.perm, 1.0 - ph * pw / (h * w), params)
