@@ -7,6 +7,7 @@ around each call.
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -67,5 +68,16 @@ def machine_description(device: torch.device = CPU) -> str:
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)
     else:
-        where = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        where = f"{_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return f"{where}; torch {torch.__version__}; Python {platform.python_version()}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
