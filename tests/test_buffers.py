@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -77,10 +80,76 @@ def test_views_autograd_and_numpy_keep_a_buffer_busy():
 
 
 def test_reuse_can_be_switched_off():
-    mixkit.set_buffer_reuse(False)
     x = torch.randn(4, 3, 8, 8)
-    a = new_like(x)
-    a_ptr = ptr(a)
-    del a
+    new_like(x)
+    assert pool_stats()["buffers"] == 1
+    mixkit.set_buffer_reuse(False)
     assert pool_stats()["buffers"] == 0
-    assert new_like(x).shape == x.shape and a_ptr is not None
+    new_like(x)
+    assert pool_stats()["buffers"] == 0
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __len__(self):
+        return 16 * 12
+
+    def __getitem__(self, i):
+        return torch.full((3, 16, 16), float(i)), i % 10
+
+
+_collate_mixer = None
+
+
+def _mix_in_worker(batch):
+    global _collate_mixer
+    if _collate_mixer is None:
+        _collate_mixer = mixkit.CutMix(seed=0)
+    x = torch.stack([b[0] for b in batch])
+    y = torch.tensor([b[1] for b in batch])
+    out = _collate_mixer(x, y)
+    return out.inputs, float(out.inputs.double().sum())  # checksum taken in the worker
+
+
+def test_batches_sent_from_dataloader_workers_are_not_overwritten():
+    loader = torch.utils.data.DataLoader(_Indexed(), batch_size=16, num_workers=1,
+                                         collate_fn=_mix_in_worker, prefetch_factor=4)
+    for xb, checksum in loader:  # the worker runs ahead; its buffers went to shared memory
+        time.sleep(0.01)
+        assert float(xb.double().sum()) == pytest.approx(checksum)
+
+
+def test_pool_is_thread_safe():
+    errors = []
+
+    def work(seed):
+        x = torch.randn(4, 3, 4, 4)
+        for _ in range(3000):
+            a = new_like(x).fill_(seed)
+            time.sleep(0)  # let the other threads run
+            if not bool((a == seed).all()):
+                errors.append(seed)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to expose races
+    try:
+        threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+
+
+def test_inference_mode_does_not_leak_inference_tensors_into_training():
+    x, y = torch.randn(8, 3, 16, 16), torch.arange(8)
+    mixer = mixkit.Mixup(seed=0)
+    with torch.inference_mode():
+        for _ in range(3):
+            mixer(x, y)
+    model = TinyNet()
+    for _ in range(3):
+        out = mixer(x, y)
+        assert not out.inputs.is_inference()
+        mixkit.mixed_cross_entropy(model(out.inputs), out).backward()

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 import mixkit
 from mixkit.compat import from_kornia, to_dense, to_kornia, to_lambda_pair
-from mixkit.compat.timm import Mixup as TimmMixup
+from mixkit.compat.timm import ElementParams, Mixup as TimmMixup
+from mixkit.geometry import cutmix_boxes, minmax_boxes
 from mixkit.compose import ChoiceParams
 
 from .conftest import onehot_images
@@ -44,7 +45,7 @@ def test_batch_mixup_matches_timm_formula():
 
 
 @pytest.mark.parametrize("minmax", [None, (0.2, 0.8)])
-def test_batch_cutmix_matches_timm_with_exact_lambda(minmax):
+def test_batch_cutmix_pastes_timm_style_boxes_with_exact_lambda(minmax):
     x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
     fn = TimmMixup(mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=minmax, label_smoothing=0.0,
                    num_classes=10, seed=2)
@@ -56,6 +57,51 @@ def test_batch_cutmix_matches_timm_with_exact_lambda(minmax):
         assert torch.equal(out.inputs, expected)
         lam = 1 - (r2 - r1) * (c2 - c1) / 256
         torch.testing.assert_close(out.targets(10), timm_mixup.mixup_target(y, 10, lam, 0.0))
+
+
+def test_box_rule_equals_timms_rand_bbox():
+    np = pytest.importorskip("numpy")
+    for seed in range(300):
+        lam = float(np.random.default_rng(seed).uniform())
+        shape = (3, 17 + seed % 13, 19 + seed % 7)
+        np.random.seed(seed)
+        yl, yh, xl, xh = timm_mixup.rand_bbox(shape, lam)
+        np.random.seed(seed)  # replay timm's centre draw
+        cy, cx = np.random.randint(0, shape[1]), np.random.randint(0, shape[2])
+        ours = cutmix_boxes(torch.tensor([lam]), shape[1], shape[2], None,
+                            centers=torch.tensor([[cy, cx]]), full_side=True)
+        assert ours[0].tolist() == [yl, xl, yh, xh]
+
+
+def test_minmax_boxes_cover_timms_range():
+    g = torch.Generator().manual_seed(0)
+    boxes = minmax_boxes((0.2, 0.8), 20_000, 10, 10, g)
+    # timm ≥ 1.0 draws the corner from {0, …, H − cut}: the last row is reachable
+    assert (boxes[:, 2] == 10).any() and (boxes[:, 0] == 0).any()
+
+
+def test_attributes_can_change_between_calls():
+    x, y = torch.randn(4, 3, 8, 8), torch.arange(4)
+    fn = TimmMixup(mixup_alpha=1.0, num_classes=4, label_smoothing=0.0, seed=0)
+    fn.mix_prob = 0.0
+    mixed, t = fn(x, y)
+    assert torch.equal(mixed, x) and torch.equal(t, F.one_hot(y, 4).float())
+    fn.mix_prob, fn.mode = 1.0, "elem"
+    mixed, t = fn(x, y)
+    assert isinstance(fn.mixer.sample(x), ElementParams) and not torch.equal(mixed, x)
+    fn.mixup_alpha = -1.0
+    with pytest.raises(ValueError, match="expected mixup_alpha >= 0"):
+        fn(x, y)
+
+
+def test_multi_label_targets_match_timm():
+    x = torch.randn(6, 3, 8, 8)
+    dense = (torch.rand(6, 5) > 0.5).float()
+    fn = TimmMixup(mixup_alpha=1.0, label_smoothing=0.2, num_classes=5, multi_label=True, seed=0)
+    out = fn.mixer(x, dense)
+    lam = float(out.params.params.lam)
+    expected = timm_mixup.mixup_target(dense, 5, lam, 0.2, multi_label=True)
+    torch.testing.assert_close(fn._targets(out), expected)
 
 
 def test_switch_prob_chooses_both():
@@ -116,12 +162,15 @@ def test_dense_and_lambda_pair():
         to_lambda_pair(k3)
 
 
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "dcutmix", "dmixup"])
+@pytest.mark.parametrize("name", ["mixup", "cutmix", "resizemix"])
 def test_kornia_round_trip(name):
     out = mixkit.build(name, seed=0)(torch.randn(6, 3, 8, 8), torch.arange(6))
     labels = to_kornia(out)
-    assert labels.shape == ((6, 3) if out.sources.shape[1] == 2 else (out.sources.shape[1] - 1, 6, 3))
+    assert labels.shape == (6, 3)
     torch.testing.assert_close(from_kornia(labels, 6), out.targets(6))
+    k3 = mixkit.DCutMix(k=3, seed=0)(torch.randn(6, 3, 8, 8), torch.arange(6))
+    with pytest.raises(ValueError, match="two-image mix"):
+        to_kornia(k3)
 
 
 def test_from_kornia_reads_real_kornia_output():
@@ -136,6 +185,10 @@ def test_from_kornia_reads_real_kornia_output():
                                           data_keys=["input", "class"])(x, y)
     torch.testing.assert_close(from_kornia(labels, b, lambda_is="self"), mixed.mean(dim=(2, 3)),
                                rtol=0, atol=1e-5)
+    _, labels = kornia.RandomCutMixV2(p=1.0, num_mix=3, use_correct_lambda=True,
+                                      data_keys=["input", "class"])(x, y)
+    with pytest.raises(ValueError, match="num_mix > 1"):
+        from_kornia(labels, b, lambda_is="self")
 
 
 # ------------------------------------------------------------------------------------ RandomChoice

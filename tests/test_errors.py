@@ -78,7 +78,7 @@ def test_soft_labels_checked():
     (mixkit.DMixup, {"alpha": 0}, r"DMixup: expected alpha > 0"),
     (mixkit.DCutMix, {"k": 1}, r"DCutMix: expected k to be an int >= 2, got 1"),
     (mixkit.Mixup, {"prob": 1.5}, r"expected prob in \[0, 1\], got 1.5"),
-    (mixkit.CutMix, {"box": "shift"}, r"expected box in \('clip', 'inside'\)"),
+    (mixkit.CutMix, {"box": "shift"}, r"expected box in \('clip', 'clip-full', 'inside'\)"),
     (mixkit.CutMix, {"minmax": (0.8, 0.2)}, r"expected minmax with"),
     (mixkit.ResizeMix, {"scale": (0.5, 0.1)}, r"expected scale with"),
     (mixkit.ResizeMix, {"interpolation": "cubic"}, r"expected interpolation in"),
@@ -123,3 +123,54 @@ def test_value_checks_can_be_switched():
         mixkit.set_value_checks("auto")
     with pytest.raises(ValueError, match="expected mode in"):
         mixkit.set_value_checks("sometimes")
+
+
+def test_replayed_params_must_fit_the_images():
+    for name in ("cutmix", "resizemix", "dcutmix"):
+        mixer = build(name, seed=0)
+        params = mixer.sample((4, 3, 64, 64))
+        for _ in range(20):  # some draw surely reaches beyond 32 pixels
+            if int(params.boxes[..., 2:].max()) > 32:
+                break
+            params = mixer.sample((4, 3, 64, 64))
+        with pytest.raises(ValueError, match=r"params.boxes do not fit images of 32×32"):
+            mixer.apply(torch.randn(4, 3, 32, 32), torch.arange(4), params)
+
+
+def test_params_of_another_mixer_or_with_bad_indices():
+    x, y = torch.randn(4, 3, 8, 8), torch.arange(4)
+    params = mixkit.Mixup(seed=0).sample(x)
+    with pytest.raises(TypeError, match=r"CutMix: expected params from CutMix.sample\(\) \(BoxParams\)"):
+        mixkit.CutMix().apply(x, y, params)
+    bad = type(params)(perm=torch.tensor([0, 1, 2, 9]), lam=params.lam)
+    with pytest.raises(ValueError, match=r"params.perm must hold batch indices in \[0, 4\)"):
+        mixkit.Mixup().apply(x, y, bad)
+
+
+def test_inplace_needs_a_writable_dense_batch():
+    x = torch.randn(1, 3, 8, 8).expand(4, 3, 8, 8)
+    with pytest.raises(ValueError, match="inplace=True needs x to be a dense"):
+        mixkit.CutMix(inplace=True, seed=0)(x, torch.arange(4))
+    leaf = torch.randn(4, 3, 8, 8, requires_grad=True)
+    with pytest.raises(ValueError, match="does not require grad"):
+        mixkit.Mixup(inplace=True, seed=0)(leaf, torch.arange(4))
+
+
+def test_seed_range_and_numpy_integers():
+    with pytest.raises(ValueError, match=r"expected seed in \[0, 2\*\*64\)"):
+        mixkit.Mixup(seed=2**70)
+    np = pytest.importorskip("numpy")
+    out = mixkit.Mixup(seed=np.int64(3))(torch.randn(4, 3, 8, 8), torch.arange(4))
+    assert out.targets(np.int64(5)).shape == (4, 5)
+
+
+def test_huge_alpha_gives_half_not_overflow():
+    from mixkit.sampling import beta, beta_scalar, make_generator
+    assert abs(beta_scalar(1e308, 1e308, make_generator(0)) - 0.5) < 1e-6
+    assert abs(float(beta(1e308, 1e308, 4, make_generator(0)).mean()) - 0.5) < 1e-6
+
+
+def test_small_integer_class_ids_work():
+    out = mixkit.CutMix(seed=0)(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3], dtype=torch.uint8))
+    assert out.targets(4).shape == (4, 4)
+    assert torch.isfinite(mixkit.mixed_cross_entropy(torch.randn(4, 4), out))

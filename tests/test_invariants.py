@@ -190,3 +190,12 @@ def test_autocast_bf16(name, batch):
         loss = mixkit.mixed_cross_entropy(logits, out)
     assert torch.isfinite(loss)
     loss.backward()
+
+
+@pytest.mark.parametrize("name", INPUT_METHODS)
+def test_inputs_that_require_grad(name, batch):
+    x, y = batch
+    x = x.clone().requires_grad_(True)
+    out = build(name, seed=0)(x, y)
+    out.inputs.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

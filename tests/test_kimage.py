@@ -136,6 +136,13 @@ def test_dmixup_golden_and_affine():
     torch.testing.assert_close(out.weights, phi.float())
 
 
+def test_dmixup_half_precision_blend_is_convex():
+    x = torch.ones(16, 3, 4, 4, dtype=torch.bfloat16)
+    out = mixkit.DMixup(k=5, alpha=1.0, seed=0)(x, torch.arange(16))
+    # the blend is accumulated in float32 and rounded once: a constant image stays constant
+    assert torch.equal(out.inputs, x)
+
+
 def test_dirichlet_shares_average_one_over_k():
     mixer = mixkit.DCutMix(k=4, alpha=1.0, seed=0)
     w = torch.cat([mixer(torch.randn(64, 1, 32, 32), torch.arange(64)).weights for _ in range(30)])

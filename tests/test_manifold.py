@@ -88,3 +88,14 @@ def test_autocast_hidden_mix():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits, out = mixkit.mixed_forward(mixer, model, torch.randn(4, 3, 8, 8), torch.arange(4))
     assert torch.isfinite(mixkit.mixed_cross_entropy(logits, out))
+
+
+def test_a_layer_the_forward_never_calls_is_an_error():
+    class Skips(TinyNet):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Identity()
+
+    mixer = mixkit.ManifoldMixup(layers=("unused",), seed=0)
+    with pytest.raises(RuntimeError, match="'unused' was not called"):
+        mixkit.mixed_forward(mixer, Skips(), torch.randn(4, 3, 8, 8), torch.arange(4))

@@ -102,6 +102,17 @@ def test_cutmix_box_sampler_golden():
     assert box_area(cutmix_boxes(torch.tensor([1.0]), 8, 8, None, centers=torch.tensor([[3, 3]]))) == 0
 
 
+@pytest.mark.parametrize("full_side", [False, True])
+def test_single_box_fast_path_equals_vector_path(full_side):
+    from mixkit.geometry import cutmix_box
+    for seed in range(2000):
+        lam = torch.rand(1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        h, w = 5 + seed % 40, 3 + seed % 29
+        a = cutmix_box(float(lam), h, w, torch.Generator().manual_seed(seed), full_side)
+        b = cutmix_boxes(lam, h, w, torch.Generator().manual_seed(seed), full_side=full_side)[0]
+        assert a.tolist() == b.tolist()
+
+
 def test_cutmix_lam_one_identity_and_changes_confined_to_box():
     x = torch.randn(5, 3, 10, 10)
     y = torch.arange(5)

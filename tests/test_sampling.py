@@ -54,3 +54,39 @@ def test_randint_upto_is_inclusive_and_uniform():
     v = randint_upto(torch.full((60_000,), 2), g)
     counts = torch.bincount(v, minlength=3).double() / 60_000
     torch.testing.assert_close(counts, torch.full((3,), 1 / 3, dtype=torch.float64), rtol=0, atol=0.01)
+
+
+class _Tiny(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8 * 4
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 4, 4), i
+
+
+_worker_mixer = None
+
+
+def _collate_draw(batch):
+    x = torch.stack([b[0] for b in batch])
+    y = torch.tensor([b[1] for b in batch])
+    return _worker_mixer.sample(x).perm, torch.utils.data.get_worker_info().id
+
+
+def _perms(loader_seed):
+    loader = torch.utils.data.DataLoader(_Tiny(), batch_size=8, num_workers=2,
+                                         collate_fn=_collate_draw,
+                                         generator=torch.Generator().manual_seed(loader_seed))
+    return [[(w, p.tolist()) for p, w in loader] for _ in range(2)]  # two epochs
+
+
+def test_dataloader_workers_and_epochs_draw_different_mixes_reproducibly():
+    global _worker_mixer
+    _worker_mixer = __import__("mixkit").Mixup(seed=0)  # built once, copied into every worker
+    epoch1, epoch2 = _perms(7)
+    by_worker = {}
+    for w, p in epoch1:
+        by_worker.setdefault(w, []).append(p)
+    assert by_worker[0] != by_worker[1]  # workers do not repeat each other
+    assert [p for _, p in epoch1] != [p for _, p in epoch2]  # epochs differ
+    assert _perms(7) == [epoch1, epoch2]  # and the whole thing follows the loader's seed

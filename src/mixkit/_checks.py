@@ -55,6 +55,7 @@ def check_images(x: object, who: str, name: str = "x") -> Tensor:
 def _all_finite(t: Tensor) -> bool:
     # One read-only reduction; a NaN/Inf anywhere makes the sum non-finite. A non-finite sum can
     # also come from overflow, so confirm with the exact (allocating) test before complaining.
+    t = t.detach()
     if math.isfinite(float(t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32))):
         return True
     return bool(torch.isfinite(t).all())

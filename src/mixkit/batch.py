@@ -8,6 +8,7 @@ the loss can be computed from ``sources``/``weights`` directly (:func:`mixkit.mi
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -68,7 +69,10 @@ class MixedBatch:
 
     @staticmethod
     def identity(x: Tensor, y: Tensor, num_sources: int = 1, params: Any = None) -> "MixedBatch":
-        """An unmixed batch: every output is its own image with weight 1 (``K`` columns kept)."""
+        """An unmixed batch: every output is its own image with weight 1 (``K`` columns kept).
+
+        ``inputs`` is ``x`` itself (no copy is made for a batch that is left alone).
+        """
         b = x.shape[0]
         sources = torch.arange(b, device=x.device).unsqueeze(1).expand(b, num_sources).contiguous()
         weights = torch.zeros(b, num_sources, device=x.device)
@@ -88,7 +92,7 @@ def pair_weights(self_weight: Union[float, Tensor], batch_size: int, device: tor
         w = self_weight.to(device=device, dtype=torch.float32, non_blocking=True)
         return torch.stack([w, 1.0 - w], dim=1)
     w = float(self_weight)
-    return torch.tensor([w, 1.0 - w], device=device).expand(batch_size, 2)  # read-only view
+    return torch.tensor([w, 1.0 - w], device=device).repeat(batch_size, 1)
 
 
 def mix_targets(labels: Tensor, sources: Tensor, weights: Tensor, num_classes: Optional[int],
@@ -103,14 +107,14 @@ def mix_targets(labels: Tensor, sources: Tensor, weights: Tensor, num_classes: O
         # (B, 1, K) @ (B, K, N) -> (B, N)
         out = torch.bmm(weights.unsqueeze(1), labels.float()[sources]).squeeze(1)
     else:
-        if num_classes is None or isinstance(num_classes, bool) or not isinstance(num_classes, int) \
-                or num_classes < 1:
+        if num_classes is None or isinstance(num_classes, bool) \
+                or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise ValueError(f"targets: expected num_classes to be an int >= 1 for class-id labels, "
                              f"got {num_classes!r}")
         check_label_range(labels, num_classes, "targets")
-        out = torch.zeros(labels.shape[0], num_classes, device=weights.device, dtype=torch.float32)
-        out.scatter_add_(1, torch.take(labels, sources), weights)
-        n = num_classes
+        n = int(num_classes)
+        out = torch.zeros(labels.shape[0], n, device=weights.device, dtype=torch.float32)
+        out.scatter_add_(1, torch.take(labels.long(), sources), weights)
     if smoothing:
         out = out.mul_(1.0 - smoothing).add_(smoothing / n)
     return out

@@ -22,8 +22,7 @@ class ChoiceParams:
 
     @property
     def batch_size(self) -> int:
-        inner = self.params
-        return inner.batch_size if hasattr(inner, "batch_size") else inner.perm.shape[0]
+        return self.params.batch_size
 
 
 class RandomChoice(Mixer):

@@ -9,8 +9,9 @@ New batches come from :mod:`mixkit.buffers` (reused CPU memory instead of freshl
 Samplers (see the method docs for who uses which):
 
 * :func:`cutmix_boxes` — CutMix's official box ("B1"): side ``floor(side·sqrt(1−λ))``, integer
-  centre uniform over the image, bounds ``centre ± side//2`` *clipped* to the image. The realised
-  area can be far smaller than ``1−λ``, so labels always use :func:`box_area`.
+  centre uniform over the image, bounds ``centre ± side//2`` *clipped* to the image (or, as timm
+  ≥ 1.0, ``[centre − side//2, centre + (side + 1)//2)``). The realised area can be far smaller
+  than ``1−λ``, so labels always use :func:`box_area`.
 * :func:`inside_boxes` — a box of exact size placed around a centre and *shifted* to lie inside the
   image (ResizeMix's official rule): top-left ``clamp(centre − side//2, 0, H − side)``.
 * :func:`minmax_boxes` — timm's ``cutmix_minmax`` box: side ratios uniform in ``[min, max)`` per
@@ -30,31 +31,36 @@ from .buffers import copy_of, new_like
 from .sampling import randint, randint_upto
 
 
-def cutmix_box(lam: float, height: int, width: int, generator: torch.Generator) -> Tensor:
+def cutmix_box(lam: float, height: int, width: int, generator: torch.Generator,
+               full_side: bool = False) -> Tensor:
     """One CutMix box for a batch: :func:`cutmix_boxes` for a single ``λ``, in Python arithmetic
     (same draws, same box — tested equal), because per-call costs dominate small batches."""
     u_row, u_col = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
     cy, cx = int(u_row * height), int(u_col * width)
     ratio = math.sqrt(max(1.0 - lam, 0.0))
-    half_h, half_w = math.floor(height * ratio) // 2, math.floor(width * ratio) // 2
-    return torch.tensor([max(cy - half_h, 0), max(cx - half_w, 0),
-                         min(cy + half_h, height), min(cx + half_w, width)])
+    cut_h, cut_w = math.floor(height * ratio), math.floor(width * ratio)
+    up_h, up_w = ((cut_h + 1) // 2, (cut_w + 1) // 2) if full_side else (cut_h // 2, cut_w // 2)
+    return torch.tensor([max(cy - cut_h // 2, 0), max(cx - cut_w // 2, 0),
+                         min(cy + up_h, height), min(cx + up_w, width)])
 
 
 def cutmix_boxes(lam: Tensor, height: int, width: int, generator: torch.Generator,
-                 centers: Optional[Tensor] = None) -> Tensor:
+                 centers: Optional[Tensor] = None, full_side: bool = False) -> Tensor:
     """CutMix boxes for the given ``λ`` values ``(n,)``; ``centers`` ``(n, 2)`` overrides the draw.
 
+    Bounds ``[c − cut//2, c + cut//2)`` clipped to the image (official CutMix: odd cuts lose a
+    pixel), or ``[c − cut//2, c + (cut + 1)//2)`` with ``full_side`` (timm ≥ 1.0).
     Returns ``(n, 4)`` int64 ``[r1, c1, r2, c2]``.
     """
     n = lam.shape[0]
     size = _image_size(height, width)
     ratio = (1.0 - lam.to(torch.float64)).clamp_(min=0.0).sqrt_()  # (n,)
-    half = (size * ratio[:, None]).floor_().long() // 2  # (n, 2): ⌊side·r⌋ // 2
+    cut = (size * ratio[:, None]).floor_().long()  # (n, 2): ⌊side·r⌋
     if centers is None:
         centers = random_pixels(n, height, width, generator)
     centers = centers.long()
-    return torch.cat([(centers - half).clamp_(min=0), torch.minimum(centers + half, size)], dim=1)
+    up = (cut + 1) // 2 if full_side else cut // 2
+    return torch.cat([(centers - cut // 2).clamp_(min=0), torch.minimum(centers + up, size)], dim=1)
 
 
 def inside_boxes(size: Tuple[Union[int, Tensor], Union[int, Tensor]], n: int, height: int,
@@ -88,7 +94,8 @@ def _image_size(height: int, width: int, dtype: torch.dtype = torch.int64) -> Te
 def minmax_boxes(minmax: Tuple[float, float], n: int, height: int, width: int,
                  generator: torch.Generator) -> Tensor:
     """timm's ``cutmix_minmax`` boxes: ``cut_h`` uniform on ``[⌊H·min⌋, ⌊H·max⌋)`` (same for
-    columns, independently), top-left uniform so the box lies inside. Returns ``(n, 4)`` int64."""
+    columns, independently), top-left uniform on ``{0, …, H − cut_h}`` so the box lies inside
+    (timm ≥ 1.0). Returns ``(n, 4)`` int64."""
     lo_h, hi_h = int(height * minmax[0]), int(height * minmax[1])
     lo_w, hi_w = int(width * minmax[0]), int(width * minmax[1])
     if hi_h <= lo_h or hi_w <= lo_w:
@@ -96,9 +103,8 @@ def minmax_boxes(minmax: Tuple[float, float], n: int, height: int, width: int,
                          f"sides for an image of {(height, width)}")
     cut_h = lo_h + randint(hi_h - lo_h, (n,), generator)
     cut_w = lo_w + randint(hi_w - lo_w, (n,), generator)
-    # timm draws the corner from [0, H − cut_h) (exclusive), i.e. 0 … H − cut_h − 1.
-    r1 = randint_upto((height - cut_h - 1).clamp(min=0), generator)
-    c1 = randint_upto((width - cut_w - 1).clamp(min=0), generator)
+    r1 = randint_upto(height - cut_h, generator)
+    c1 = randint_upto(width - cut_w, generator)
     return torch.stack([r1, c1, r1 + cut_h, c1 + cut_w], dim=1)
 
 
@@ -182,6 +188,11 @@ def paste_patches(x: Tensor, patches: Tensor, corners: Tensor, inplace: bool = F
     rows = corners[:, 0, None, None] + torch.arange(h, device=x.device).view(1, h, 1)  # (B, h, 1)
     cols = corners[:, 1, None, None] + torch.arange(w, device=x.device).view(1, 1, w)  # (B, 1, w)
     index = (rows * width + cols).view(b, 1, h * w).expand(b, c, h * w)  # flat pixel index
-    # view(B, C, H·W) is valid for contiguous and channels_last layouts alike
-    out.view(b, c, -1).scatter_(2, index, patches.reshape(b, c, h * w).to(x.dtype))
+    source = patches.reshape(b, c, h * w).to(x.dtype)
+    if out.stride(2) == out.shape[3] * out.stride(3):  # H, W merge: contiguous, channels_last
+        out.view(b, c, -1).scatter_(2, index, source)
+    else:  # other layouts (e.g. a transposed batch): scatter into a dense copy, write it back
+        dense = out.contiguous()
+        dense.view(b, c, -1).scatter_(2, index, source)
+        out.copy_(dense)
     return out

@@ -8,6 +8,7 @@ exactly the cross-entropy against ``out.targets(...)``.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -41,7 +42,7 @@ def mixed_cross_entropy(logits: Tensor, out: MixedBatch, smoothing: float = 0.0,
         return soft_target_cross_entropy(logits, out.targets(logits.shape[1], smoothing), reduction)
     check_label_range(labels, logits.shape[1], "mixed_cross_entropy")
     logp = F.log_softmax(logits.float(), dim=-1)  # (B, N)
-    nll = -logp.gather(1, labels[out.sources])  # (B, K): CE against each source's class
+    nll = -logp.gather(1, torch.take(labels.long(), out.sources))  # (B, K): CE per source's class
     if smoothing:
         nll = nll * (1.0 - smoothing) - smoothing * logp.mean(dim=1, keepdim=True)
     return _reduce((out.weights * nll).sum(dim=1), reduction)

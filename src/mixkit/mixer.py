@@ -15,14 +15,15 @@ per batch whether to mix; an unmixed batch is returned as is (``out.params`` is 
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Any, ClassVar, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_images, check_labels, check_prob
+from ._checks import check_images, check_labels, check_prob, value_checks_on
 from .batch import MixedBatch, NoMix
-from .sampling import bernoulli, make_generator
+from .sampling import bernoulli, fold_worker_seed, make_generator
 
 Shape = Union[torch.Size, Sequence[int]]
 
@@ -33,8 +34,10 @@ def resolve_generator(seed: Optional[int], generator: Optional[torch.Generator],
     if seed is not None and generator is not None:
         raise ValueError(f"{who}: pass either seed or generator, not both")
     if generator is None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"{who}: expected seed to be an int, got {type(seed).__name__}")
+        if seed is not None and not 0 <= int(seed) < 2**64:
+            raise ValueError(f"{who}: expected seed in [0, 2**64), got {seed}")
         return make_generator(seed, tag=who)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"{who}: expected generator to be a torch.Generator, got {type(generator).__name__}")
@@ -62,6 +65,8 @@ class Mixer(nn.Module):
     needs_model: ClassVar[bool] = False
     #: the mixer mixes hidden features, so it must run through :func:`mixed_forward`
     mixes_features: ClassVar[bool] = False
+    #: the params class ``sample`` returns (checked by ``apply``)
+    params_type: ClassVar[Optional[type]] = None
 
     def __init__(self, *, prob: float = 1.0, seed: Optional[int] = None,
                  generator: Optional[torch.Generator] = None) -> None:
@@ -136,16 +141,32 @@ class Mixer(nn.Module):
         raise NotImplementedError
 
     def _check_params(self, params: Any, x: Tensor) -> None:
-        b = getattr(params, "batch_size", None)
-        if b is None:
-            perm = getattr(params, "perm", None)
-            b = perm.shape[0] if isinstance(perm, Tensor) else None
-        if b is not None and b != x.shape[0]:
-            raise ValueError(f"{type(self).__name__}: params were drawn for a batch of {b}, "
-                             f"x has {x.shape[0]} images")
+        """Params handed to ``apply`` must come from this mixer's ``sample`` for a batch like ``x``."""
+        who = type(self).__name__
+        expected = self.params_type
+        if expected is not None and not isinstance(params, (expected, NoMix)):
+            raise TypeError(f"{who}: expected params from {who}.sample() ({expected.__name__}), "
+                            f"got {type(params).__name__}")
+        b, _, h, w = x.shape
+        if params.batch_size != b:
+            raise ValueError(f"{who}: params were drawn for a batch of {params.batch_size}, "
+                             f"x has {b} images")
+        for name in ("perm", "sources"):
+            index = getattr(params, name, None)
+            if isinstance(index, Tensor) and value_checks_on(index) and index.numel():
+                lo, hi = (int(v) for v in torch.aminmax(index))
+                if lo < 0 or hi >= b:
+                    raise ValueError(f"{who}: params.{name} must hold batch indices in [0, {b}), "
+                                     f"got min {lo}, max {hi}")
+        boxes = getattr(params, "boxes", None)
+        if isinstance(boxes, Tensor) and boxes.numel():
+            if int(boxes.min()) < 0 or int(boxes[..., 2].max()) > h or int(boxes[..., 3].max()) > w:
+                raise ValueError(f"{who}: params.boxes do not fit images of {h}×{w} "
+                                 "(drawn for another image size?)")
 
     # ------------------------------------------------------------------------------ internals
     def _draw(self, shape: torch.Size, **context: Any) -> Any:
+        fold_worker_seed(self.generator)  # a no-op outside DataLoader workers
         if not bernoulli(self.prob, self.generator):
             return NoMix(shape[0])
         return self._sample(shape, **context)

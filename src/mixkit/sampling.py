@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from typing import Optional, Sequence, Union
+import numbers
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+from torch.utils.data import get_worker_info
 
 _F64 = torch.float64
 _construction_counter = itertools.count()
@@ -30,11 +32,32 @@ def make_generator(seed: Optional[int] = None, *, tag: str = "") -> torch.Genera
     if seed is None:
         key = f"{torch.initial_seed()}:{tag}:{next(_construction_counter)}".encode()
         seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"make_generator: expected seed to be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"make_generator: expected seed in [0, 2**64), got {seed}")
     g = torch.Generator(device="cpu")
-    g.manual_seed(seed)
+    g.manual_seed(int(seed))
     return g
+
+
+_worker_seeds: Dict[int, int] = {}  # id(generator) -> the DataLoader worker seed it was folded with
+
+
+def fold_worker_seed(generator: torch.Generator) -> torch.Generator:
+    """Inside a DataLoader worker, reseed ``generator`` once from its seed and the worker's seed.
+
+    A mixer built in the main process is copied into every worker with the same generator state;
+    without this, all workers — and, with non-persistent workers, all epochs — would draw the same
+    mixes. The worker seed differs per worker and per epoch and follows the DataLoader's own
+    ``generator``, so runs stay reproducible. Outside workers this does nothing.
+    """
+    info = get_worker_info()
+    if info is not None and _worker_seeds.get(id(generator)) != info.seed:
+        key = f"{generator.initial_seed()}:{info.seed}".encode()
+        generator.manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1)
+        _worker_seeds[id(generator)] = info.seed
+    return generator
 
 
 def uniform(size: Sequence[int], generator: torch.Generator, low: float = 0.0,
@@ -100,6 +123,7 @@ def dirichlet(alpha: Union[float, Sequence[float], Tensor], k: Optional[int], si
     if smallest < _SMALL_CONCENTRATION:
         return torch.softmax(log_gamma_variates(a, generator), dim=-1)
     g = torch._standard_gamma(a, generator=generator)
+    g = g / g.amax(dim=-1, keepdim=True)  # no overflow of the sum for huge concentrations
     return g / g.sum(dim=-1, keepdim=True)
 
 
@@ -114,4 +138,4 @@ def beta_scalar(a: float, b: float, generator: torch.Generator) -> float:
         return float(beta(a, b, 1, generator)[0])
     conc = torch.tensor([float(a), float(b)], dtype=_F64)
     x, y = torch._standard_gamma(conc, generator=generator).tolist()
-    return x / (x + y)
+    return 1.0 / (1.0 + y / x)  # = x / (x + y) without overflow

@@ -5,7 +5,7 @@
 * The official codes' "two cross-entropies" form ``λ·CE(z, y_a) + (1 − λ)·CE(z, y_b)``:
   :func:`to_lambda_pair`.
 * kornia's ``RandomMixUpV2`` returns ``(B, 3)`` rows ``[y, y_partner, λ_partner]`` and
-  ``RandomCutMixV2`` returns ``(num_mix, B, 3)``: :func:`to_kornia` / :func:`from_kornia`.
+  ``RandomCutMixV2`` ``(num_mix, B, 3)``: :func:`to_kornia` / :func:`from_kornia` (one mix).
 """
 
 from __future__ import annotations
@@ -42,13 +42,16 @@ def to_lambda_pair(out: MixedBatch) -> Tuple[Tensor, Tensor, Tensor]:
 
 
 def to_kornia(out: MixedBatch) -> Tensor:
-    """kornia's label tensor: ``(B, 3)`` ``[y, y_partner, λ_partner]`` for ``K = 2``, else
-    ``(K − 1, B, 3)`` with one row set per extra image (λ = that image's share). Float32."""
+    """kornia's ``(B, 3)`` label rows ``[y, y_partner, λ_partner]`` (float32) for a two-image mix.
+
+    K-image mixes have no kornia counterpart (kornia's several cut-mixes overwrite each other);
+    use :func:`to_dense` for them.
+    """
     y = _class_ids(out, "to_kornia").to(torch.float32)
-    base = y[out.sources[:, 0]]
-    rows = [torch.stack([base, y[out.sources[:, k]], out.weights[:, k]], dim=1)
-            for k in range(1, out.sources.shape[1])]
-    return rows[0] if len(rows) == 1 else torch.stack(rows, dim=0)
+    if out.sources.shape[1] != 2:
+        raise ValueError(f"to_kornia: needs a two-image mix (K = 2), this one has "
+                         f"K = {out.sources.shape[1]}; use to_dense(out, num_classes)")
+    return torch.stack([y[out.sources[:, 0]], y[out.sources[:, 1]], out.weights[:, 1]], dim=1)
 
 
 def from_kornia(labels: Tensor, num_classes: int, lambda_is: str = "partner") -> Tensor:
@@ -56,8 +59,8 @@ def from_kornia(labels: Tensor, num_classes: int, lambda_is: str = "partner") ->
 
     ``lambda_is="partner"`` reads λ as the pasted/partner share (``RandomMixUpV2`` and
     ``RandomCutMixV2``'s default); ``"self"`` as the original image's share
-    (``RandomCutMixV2(use_correct_lambda=True)``). With several mixes the original image keeps
-    ``1 − Σ λ_partner`` (kornia's later pastes may cover earlier ones; its λ do not record that).
+    (``RandomCutMixV2(use_correct_lambda=True)``). Several cut-mixes (``num_mix > 1``) are refused:
+    their labels cannot be made exact.
     """
     if lambda_is not in ("partner", "self"):
         raise ValueError(f"from_kornia: expected lambda_is in ('partner', 'self'), got {lambda_is!r}")
@@ -66,10 +69,13 @@ def from_kornia(labels: Tensor, num_classes: int, lambda_is: str = "partner") ->
     if labels.ndim != 3 or labels.shape[-1] != 3:
         raise ValueError(f"from_kornia: expected labels of shape (B, 3) or (num_mix, B, 3), "
                          f"got {tuple(labels.shape)}")
-    lam = labels[..., 2].float()  # (M, B)
+    if labels.shape[0] > 1:
+        raise ValueError("from_kornia: labels of several cut-mixes (num_mix > 1) cannot be turned "
+                         "into exact soft labels — kornia's later boxes may cover earlier ones and "
+                         "its λ do not record the overlap; use num_mix=1 or mixkit's DCutMix")
+    rows = labels[0]
+    lam = rows[:, 2].float()
     partner = lam if lambda_is == "partner" else 1.0 - lam
-    own = 1.0 - partner.sum(0)  # (B,)
-    dense = own[:, None] * F.one_hot(labels[0, :, 0].long(), num_classes).float()
-    for m in range(labels.shape[0]):
-        dense += partner[m, :, None] * F.one_hot(labels[m, :, 1].long(), num_classes).float()
-    return dense
+    own = F.one_hot(rows[:, 0].long(), num_classes).float()
+    other = F.one_hot(rows[:, 1].long(), num_classes).float()
+    return (1.0 - partner)[:, None] * own + partner[:, None] * other

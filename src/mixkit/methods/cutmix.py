@@ -18,16 +18,18 @@ from ..geometry import (box_area, cutmix_box, cutmix_boxes, inside_boxes, minmax
                         paste_boxes)
 from ..registry import register
 from ..sampling import beta, beta_scalar
-from ._pair import PairMixer
+from ._pair import PairDraw, PairMixer
+
+
+BOX_RULES = ("clip", "clip-full", "inside")
 
 
 @dataclass(frozen=True)
-class BoxParams:
+class BoxParams(PairDraw):
     """Box-pasting params: partner ``perm`` ``(B,)``; ``boxes`` int64 ``[r1, c1, r2, c2]`` — ``(4,)``
     for one box shared by the batch or ``(B, 4)`` per image; ``lam`` the sampled λ (kept for
     inspection: labels use the realised box area)."""
 
-    perm: Tensor
     boxes: Tensor
     lam: Tensor
 
@@ -59,9 +61,10 @@ class CutMix(PairMixer):
     Args:
         alpha: Beta concentration α > 0. Defaults in the papers: α = 1 (CIFAR, ImageNet);
             Tiny-ImageNet 0.2 in the PuzzleMix/Co-Mixup baselines.
-        box: ``"clip"`` (official: integer centre uniform over the image, box clipped at the
-            border, so it can shrink) or ``"inside"`` (the full ``floor(side·sqrt(1 − λ))`` box,
-            shifted to lie inside the image).
+        box: ``"clip"`` (official: integer centre uniform over the image, box ``centre ±
+            cut//2`` clipped at the border, so it can shrink, and odd cuts lose a pixel),
+            ``"clip-full"`` (timm ≥ 1.0: ``[centre − cut//2, centre + (cut + 1)//2)`` clipped) or
+            ``"inside"`` (the full ``floor(side·sqrt(1 − λ))`` box, shifted inside the image).
         minmax: timm's ``cutmix_minmax`` ``(min, max)``: box side ratios uniform in
             ``[min, max)`` per axis, box inside the image (``alpha`` is then unused).
         per_sample: one λ and one box per image instead of per batch.
@@ -81,6 +84,8 @@ class CutMix(PairMixer):
         kept in ``box="clip"`` — the label follows the pixels either way.
     """
 
+    params_type = BoxParams
+
     def __init__(self, *, alpha: float = 1.0, box: str = "clip",
                  minmax: Optional[Sequence[float]] = None, per_sample: bool = False,
                  pairing: str = "random", inplace: bool = False, prob: float = 1.0,
@@ -88,7 +93,7 @@ class CutMix(PairMixer):
         super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
         who = type(self).__name__
         self.alpha = check_positive(alpha, who, "alpha")
-        self.box = check_choice(box, ("clip", "inside"), who, "box")
+        self.box = check_choice(box, BOX_RULES, who, "box")
         self.minmax = None if minmax is None else check_range(minmax, who, "minmax")
         self.per_sample = bool(per_sample)
 
@@ -98,8 +103,8 @@ class CutMix(PairMixer):
             lam = beta(self.alpha, self.alpha, b, self.generator)
             return BoxParams(perm=self._pairs(b), boxes=self._boxes(lam, b, h, w), lam=lam)
         lam1 = beta_scalar(self.alpha, self.alpha, self.generator)
-        if self.minmax is None and self.box == "clip":
-            box = cutmix_box(lam1, h, w, self.generator)  # the batch's one box, cheaply
+        if self.minmax is None and self.box != "inside":  # the batch's one box, cheaply
+            box = cutmix_box(lam1, h, w, self.generator, full_side=self.box == "clip-full")
         else:
             box = self._boxes(torch.tensor([lam1], dtype=torch.float64), 1, h, w)[0]
         return BoxParams(perm=self._pairs(b), boxes=box, lam=torch.scalar_tensor(lam1, dtype=torch.float64))
@@ -107,8 +112,8 @@ class CutMix(PairMixer):
     def _boxes(self, lam: Tensor, n: int, h: int, w: int) -> Tensor:
         if self.minmax is not None:
             return minmax_boxes(self.minmax, n, h, w, self.generator)
-        if self.box == "clip":
-            return cutmix_boxes(lam, h, w, self.generator)
+        if self.box != "inside":
+            return cutmix_boxes(lam, h, w, self.generator, full_side=self.box == "clip-full")
         side = torch.sqrt(1.0 - lam)  # (n,)
         size = (torch.floor(h * side).long(), torch.floor(w * side).long())
         return inside_boxes(size, n, h, w, self.generator)

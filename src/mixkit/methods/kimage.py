@@ -16,7 +16,7 @@ from torch import Tensor
 from .._checks import check_int, check_positive
 from ..batch import MixedBatch
 from ..buffers import copy_of, new_like
-from ..geometry import box_area, box_mask, paste_masked
+from ..geometry import box_area, box_mask, gather_batch, paste_masked
 from ..mixer import Mixer
 from ..registry import register
 from ..sampling import dirichlet, permutation
@@ -36,11 +36,17 @@ class KParams:
 
 
 @dataclass(frozen=True)
-class NestedBoxParams(KParams):
-    """DCutMix params: ``boxes`` ``(B, K − 1, 4)`` int64 — box ``k`` receives image ``k + 1`` and
-    lies inside box ``k − 1`` (stick-breaking)."""
+class NestedBoxParams:
+    """DCutMix params: ``sources`` and ``phi`` as :class:`KParams`, and ``boxes`` ``(B, K − 1, 4)``
+    int64 — box ``k`` receives image ``k + 1`` and lies inside box ``k − 1`` (stick-breaking)."""
 
-    boxes: Tensor = None  # type: ignore[assignment]
+    sources: Tensor
+    phi: Tensor
+    boxes: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.sources.shape[0]
 
 
 class KImageMixer(Mixer):
@@ -69,7 +75,7 @@ class KImageMixer(Mixer):
     def _check_params(self, params: object, x: Tensor) -> None:
         super()._check_params(params, x)
         sources = getattr(params, "sources", None)
-        if sources is not None and sources.shape[1] != self.k:
+        if sources is not None and sources.ndim == 2 and sources.shape[1] != self.k:
             raise ValueError(f"{type(self).__name__}: params have {sources.shape[1]} sources per "
                              f"mix, this mixer has k={self.k}")
 
@@ -88,9 +94,11 @@ class DMixup(KImageMixer):
         x ``(B, C, H, W)`` → ``out.inputs`` like ``x``; ``out.sources``/``out.weights`` ``(B, K)``.
 
     Notes:
-        ``φ`` is rounded to the images' dtype before mixing; the label uses the rounded shares,
-        renormalised to sum to 1.
+        The blend is accumulated in at least float32 and rounded to the images' dtype once, so
+        half-precision pixels are the blend the label states up to that one rounding.
     """
+
+    params_type = KParams
 
     def __init__(self, *, k: int = 3, alpha: float = 1.0, prob: float = 1.0,
                  seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
@@ -101,16 +109,19 @@ class DMixup(KImageMixer):
 
     def _apply(self, x: Tensor, y: Tensor, params: KParams) -> MixedBatch:
         b = x.shape[0]
-        phi = params.phi.to(x.dtype)  # (B, K), the weights really used
+        # accumulate in at least float32 and round once, so the pixels are the blend the label says
+        work = torch.promote_types(x.dtype, torch.float32)
+        phi = params.phi.to(work)  # (B, K), the weights really used
         phi_dev = phi.to(x.device, non_blocking=True).view(b, self.k, 1, 1, 1)
-        mixed = torch.mul(x, phi_dev[:, 0], out=new_like(x))
-        partner = new_like(x)
+        direct = work == x.dtype and not (x.requires_grad and torch.is_grad_enabled())
+        mixed = torch.mul(x.to(work), phi_dev[:, 0], out=new_like(x) if direct else None)
         for k in range(1, self.k):  # K − 1 gathers, each vectorised over the batch
-            torch.index_select(x, 0, params.sources[:, k].to(x.device), out=partner)
+            partner = gather_batch(x, params.sources[:, k])
             mixed.addcmul_(partner, phi_dev[:, k])
+            del partner  # its pooled buffer serves the next gather
         weights = phi.to(torch.float64)
         weights = (weights / weights.sum(1, keepdim=True)).to(x.device, torch.float32)
-        return MixedBatch(mixed, params.sources.to(x.device), weights, y, params)
+        return MixedBatch(mixed.to(x.dtype), params.sources.to(x.device), weights, y, params)
 
 
 @register("dcutmix")
@@ -142,6 +153,8 @@ class DCutMix(KImageMixer):
         both axes (official rule), otherwise it keeps the previous corner.
     """
 
+    params_type = NestedBoxParams
+
     def __init__(self, *, k: int = 3, alpha: float = 1.0, prob: float = 1.0,
                  seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
         super().__init__(k=k, alpha=alpha, prob=prob, seed=seed, generator=generator)
@@ -158,10 +171,10 @@ class DCutMix(KImageMixer):
         inside = box_mask(params.boxes.reshape(-1, 4), h, w, x.device, x.dtype)  # (B·(K−1), 1, H, W)
         inside = inside.view(b, self.k - 1, 1, h, w)
         mixed = copy_of(x)
-        partner = new_like(x)
         for k in range(1, self.k):  # nested: each box overwrites the inside of the previous one
-            torch.index_select(x, 0, params.sources[:, k].to(x.device), out=partner)
+            partner = gather_batch(x, params.sources[:, k])
             paste_masked(mixed, partner, inside[:, k - 1], inplace=True)
+            del partner  # its pooled buffer serves the next gather
         weights = nested_weights(params.boxes, h, w).to(x.device)
         return MixedBatch(mixed, params.sources.to(x.device), weights, y, params)
 

@@ -17,17 +17,16 @@ from ..batch import MixedBatch, NoMix
 from ..blend import blend
 from ..registry import register
 from ..sampling import beta_scalar, randint
-from ._pair import PairMixer
+from ._pair import PairDraw, PairMixer
 
 INPUT = "input"
 
 
 @dataclass(frozen=True)
-class ManifoldParams:
+class ManifoldParams(PairDraw):
     """Manifold Mixup params: partner ``perm`` ``(B,)``, ``lam`` (0-dim) and the ``layer`` name
     (``"input"`` for the images themselves)."""
 
-    perm: Tensor
     lam: Tensor
     layer: str
 
@@ -65,9 +64,13 @@ class ManifoldMixup(PairMixer):
 
     Notes:
         The official code's model takes ``(x, y, mix=True)``; here the model is unchanged and the
-        mix is injected by a hook. The official loss is BCE on softmax; use the harness's loss
+        mix is injected by a one-shot hook, removed after the forward. Activation checkpointing
+        that recomputes the hooked layer during backward would recompute it unmixed, so do not
+        checkpoint the candidate layers. The official loss is BCE on softmax; use the harness's loss
         option for a faithful reproduction.
     """
+
+    params_type = ManifoldParams
 
     mixes_features = True
 
@@ -100,10 +103,11 @@ class ManifoldMixup(PairMixer):
         params = out.params
         if isinstance(params, NoMix) or params.layer == INPUT:
             return model(out.inputs)
-        handle = None
+        fired = []
 
         def mix_once(module: nn.Module, args: object, output: Tensor) -> Tensor:
             handle.remove()  # a layer called twice in one forward is mixed once
+            fired.append(True)
             if not isinstance(output, Tensor) or output.ndim < 1 or output.shape[0] != out.batch_size:
                 raise TypeError(f"ManifoldMixup: layer {params.layer!r} must output one tensor "
                                 f"(B, ...) with B = {out.batch_size}, got {type(output).__name__}")
@@ -111,7 +115,11 @@ class ManifoldMixup(PairMixer):
 
         handle = find_module(model, params.layer).register_forward_hook(mix_once)
         try:
-            return model(out._inputs)
+            logits = model(out._inputs)
         finally:
             handle.remove()
+        if not fired:
+            raise RuntimeError(f"ManifoldMixup: layer {params.layer!r} was not called by the model's "
+                               "forward, so nothing was mixed; list only layers the forward runs")
+        return logits
 

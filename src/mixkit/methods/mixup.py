@@ -53,6 +53,8 @@ class Mixup(PairMixer):
         True
     """
 
+    params_type = PairParams
+
     def __init__(self, *, alpha: float = 1.0, per_sample: bool = False, pairing: str = "random",
                  inplace: bool = False, prob: float = 1.0, seed: Optional[int] = None,
                  generator: Optional[torch.Generator] = None) -> None:

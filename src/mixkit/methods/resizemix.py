@@ -19,17 +19,16 @@ from ..batch import MixedBatch
 from ..geometry import gather_batch, inside_boxes, paste_patches
 from ..registry import register
 from ..sampling import uniform
-from ._pair import PairMixer
+from ._pair import PairDraw, PairMixer
 
 INTERPOLATIONS = ("nearest", "bilinear", "area")
 
 
 @dataclass(frozen=True)
-class ResizeParams:
+class ResizeParams(PairDraw):
     """ResizeMix params: partner ``perm`` ``(B,)``, the scale ``tau`` (0-dim float64), the patch
     ``size`` ``(h, w)`` = ``(⌊H·τ⌋, ⌊W·τ⌋)`` and the paste ``boxes`` ``(B, 4)`` int64."""
 
-    perm: Tensor
     tau: Tensor
     size: tuple
     boxes: Tensor
@@ -46,21 +45,19 @@ def nearest_indices(in_size: int, out_size: int, tau: float, device: torch.devic
 def resize_batch(x: Tensor, tau: float, size: tuple, interpolation: str) -> Tensor:
     """Shrink the whole batch to ``size``.
 
-    ``"nearest"`` reproduces the official code (``interpolate(x, scale_factor=τ)``), as two
-    ``index_select`` calls — the same pixels, far cheaper on the CPU than the interpolation
-    kernel. ``"bilinear"`` is antialiased; ``"area"`` averages whole pixels. Half-precision
+    ``"nearest"`` reproduces the official code (``interpolate(x, scale_factor=τ)``): the same
+    pixels, picked by indexing. ``"bilinear"`` is antialiased; ``"area"`` averages whole pixels. Half-precision
     inputs on the CPU are resized in float32 where torch has no kernel.
     """
     if interpolation == "nearest":
         if x.shape[3] > 64:  # large images: torch's kernel is fastest
             return F.interpolate(x, scale_factor=tau, mode="nearest")
-        # small images: whole-row gather, then the columns by a one-hot matmul (exact: each
-        # output is 1·x plus zeros) — both far cheaper than a per-element gather here
+        # small images: two whole-line gathers, far cheaper here than the interpolation kernel;
+        # the columns are gathered as rows of the transposed view (index_select on the last dim
+        # is slow on the CPU). Pure indexing: exact whatever the values or matmul precision.
         rows = x.index_select(2, nearest_indices(x.shape[2], size[0], tau, x.device))
         cols = nearest_indices(x.shape[3], size[1], tau, x.device)
-        pick = torch.zeros(x.shape[3], size[1], dtype=x.dtype, device=x.device)  # (W, w) one-hot
-        pick[cols, torch.arange(size[1], device=x.device)] = 1
-        return rows @ pick
+        return rows.transpose(2, 3).index_select(2, cols).transpose(2, 3)
     work = x.float() if x.dtype in (torch.float16, torch.bfloat16) and x.device.type == "cpu" else x
     if interpolation == "bilinear":
         out = F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -97,6 +94,8 @@ class ResizeMix(PairMixer):
         openmixup pastes one clipped box per batch and squashes the patch; we follow the official
         per-image shifted box. If ``τ`` makes the patch empty, the batch is returned unmixed.
     """
+
+    params_type = ResizeParams
 
     def __init__(self, *, scale: Sequence[float] = (0.1, 0.8), interpolation: str = "nearest",
                  pairing: str = "random", inplace: bool = False, prob: float = 1.0,
