@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mixkit show --out runs/demo/mixes.png
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests tools
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -69,7 +69,6 @@ _worker_mixer = None
 
 def _collate_draw(batch):
     x = torch.stack([b[0] for b in batch])
-    y = torch.tensor([b[1] for b in batch])
     return _worker_mixer.sample(x).perm, torch.utils.data.get_worker_info().id
 
 

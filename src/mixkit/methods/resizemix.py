@@ -46,8 +46,8 @@ def resize_batch(x: Tensor, tau: float, size: tuple, interpolation: str) -> Tens
     """Shrink the whole batch to ``size``.
 
     ``"nearest"`` reproduces the official code (``interpolate(x, scale_factor=τ)``): the same
-    pixels, picked by indexing. ``"bilinear"`` is antialiased; ``"area"`` averages whole pixels. Half-precision
-    inputs on the CPU are resized in float32 where torch has no kernel.
+    pixels, picked by indexing. ``"bilinear"`` is antialiased; ``"area"`` averages whole
+    pixels. Half-precision inputs on the CPU are resized in float32 where torch has no kernel.
     """
     if interpolation == "nearest":
         if x.shape[3] > 64:  # large images: torch's kernel is fastest
