@@ -92,7 +92,7 @@ def pair_weights(self_weight: Union[float, Tensor], batch_size: int, device: tor
         w = self_weight.to(device=device, dtype=torch.float32, non_blocking=True)
         return torch.stack([w, 1.0 - w], dim=1)
     w = float(self_weight)
-    return torch.tensor([w, 1.0 - w], device=device).repeat(batch_size, 1)
+    return torch.empty(batch_size, 2, device=device).copy_(torch.tensor([w, 1.0 - w]))
 
 
 def mix_targets(labels: Tensor, sources: Tensor, weights: Tensor, num_classes: Optional[int],

@@ -9,6 +9,7 @@ underflows to 0 for small α and would give 0/0.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import numbers
@@ -132,10 +133,15 @@ def beta(a: float, b: float, size: int, generator: torch.Generator) -> Tensor:
     return dirichlet(float(a) if a == b else (a, b), 2, size, generator)[:, 0]
 
 
+@functools.lru_cache(maxsize=32)
+def _pair_concentration(a: float, b: float) -> Tensor:
+    """A cached ``[a, b]`` float64 tensor (read only: the Gamma sampler does not modify it)."""
+    return torch.tensor([a, b], dtype=_F64)
+
+
 def beta_scalar(a: float, b: float, generator: torch.Generator) -> float:
     """One draw from ``Beta(a, b)`` as a Python float (one tensor op on the common path)."""
     if min(a, b) < _SMALL_CONCENTRATION:
         return float(beta(a, b, 1, generator)[0])
-    conc = torch.tensor([float(a), float(b)], dtype=_F64)
-    x, y = torch._standard_gamma(conc, generator=generator).tolist()
+    x, y = torch._standard_gamma(_pair_concentration(float(a), float(b)), generator=generator).tolist()
     return 1.0 / (1.0 + y / x)  # = x / (x + y) without overflow
