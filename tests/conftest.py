@@ -24,6 +24,25 @@ def build(name: str, **kw) -> mixkit.Mixer:
     return mixkit.build(name, **{**SMALL.get(name, {}), **kw})
 
 
+def uses_saliency(mixer) -> bool:
+    from mixkit.methods._saliency import SaliencyMixin
+    return isinstance(mixer, SaliencyMixin)
+
+
+def maps_for(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Deterministic positive saliency maps ``(B, H, W)`` for ``x`` (for mixers that take them)."""
+    g = torch.Generator().manual_seed(seed + 7 * x.shape[0] + x.shape[-1])
+    return torch.rand(x.shape[0], x.shape[2], x.shape[3], generator=g).to(x.device)
+
+
+def mix(mixer, x, y, **kw):
+    """``mixer(x, y)``, giving saliency-guided mixers fixed maps (the generic invariants are about
+    mixing; each detector has its own tests)."""
+    if uses_saliency(mixer) and "saliency" not in kw:
+        kw["saliency"] = maps_for(x)
+    return mixer(x, y, **kw)
+
+
 def input_level_methods():
     return [m for m in mixkit.list_methods() if not mixkit.build(m).mixes_features]
 

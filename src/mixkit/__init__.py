@@ -11,14 +11,17 @@ from .batch import MixedBatch, NoMix
 from .buffers import set_buffer_reuse
 from .compose import RandomChoice
 from .losses import mixed_cross_entropy, soft_target_cross_entropy
-from .methods import CutMix, DCutMix, DMixup, ManifoldMixup, Mixup, ResizeMix
+from . import saliency
+from .methods import (CutMix, DCutMix, DMixup, GuidedAP, GuidedSR, ManifoldMixup, Mixup, RMix,
+                      ResizeMix, SaliencyDCutMix, SaliencyMix)
 from .mixer import Mixer, mixed_forward
 from .registry import build, list_methods, register
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CutMix", "DCutMix", "DMixup", "ManifoldMixup", "MixedBatch", "Mixer", "Mixup", "NoMix",
-    "RandomChoice", "ResizeMix", "build", "list_methods", "mixed_cross_entropy", "mixed_forward",
+    "CutMix", "DCutMix", "DMixup", "GuidedAP", "GuidedSR", "ManifoldMixup", "MixedBatch", "Mixer",
+    "Mixup", "NoMix", "RMix", "RandomChoice", "ResizeMix", "SaliencyDCutMix", "SaliencyMix", "build",
+    "list_methods", "mixed_cross_entropy", "mixed_forward", "saliency",
     "register", "set_buffer_reuse", "set_value_checks", "soft_target_cross_entropy",
 ]

@@ -41,13 +41,16 @@ def blend(x: Tensor, perm: Tensor, lam: Tensor,
     return partner.lerp_(x, weight), w.to(torch.float64)
 
 
-def mask_blend(x: Tensor, perm: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:
-    """``m·x + (1 − m)·x[perm]`` for a mask ``m`` ``(B, 1, H, W)`` with values in [0, 1].
+def mask_blend(x: Tensor, perm: Tensor, mask: Tensor, inplace: bool = False) -> Tuple[Tensor, Tensor]:
+    """``m·x + (1 − m)·x[perm]`` for a mask ``m`` ``(B, 1, H, W)`` with values in [0, 1] (written
+    into ``x`` if ``inplace``).
 
-    Returns the mixed batch and the share of ``x`` per sample, ``mean(m)`` ``(B,)`` float64 on the
-    mask's device (computed from the mask in ``x``'s dtype, i.e. the weights really used).
+    Returns the mixed batch and the share of ``x`` per sample, the mean of the mask values really
+    used (in ``x``'s dtype), ``(B,)`` float64 on the mask's device.
     """
+    partner = gather_batch(x, perm)
+    if inplace:
+        pw = (1.0 - mask).to(device=x.device, dtype=x.dtype)  # the partner's weight, as used
+        return x.lerp_(partner, pw), 1.0 - pw.to(torch.float64).mean(dim=(1, 2, 3))
     m = mask.to(device=x.device, dtype=x.dtype)
-    out = gather_batch(x, perm)
-    out.lerp_(x, m)
-    return out, m.to(torch.float64).mean(dim=(1, 2, 3))
+    return partner.lerp_(x, m), m.to(torch.float64).mean(dim=(1, 2, 3))

@@ -69,6 +69,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     ops.add_argument("--quick", action="store_true", help="small shapes and 5 rounds (smoke test)")
     ops.add_argument("--no-peers", action="store_true", help="time mixkit only")
     ops.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    ovh = bsub.add_parser("overhead", help="whole training-step overhead of each mixer "
+                          "(PreActResNet-18, 32×32), GuidedMixup's definition")
+    ovh.add_argument("--methods", default="all", help="comma-separated names or 'all' (default all)")
+    ovh.add_argument("--batch-sizes", default="16,32,64,100",
+                     help="comma-separated batch sizes (default 16,32,64,100)")
+    ovh.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (default 5)")
+    ovh.add_argument("--width", type=int, default=64, help="PreActResNet-18 width (default 64)")
+    ovh.add_argument("--device", default="cpu", help="device to time on (default cpu)")
+    ovh.add_argument("--quick", action="store_true", help="width 8, batch 8, 2 rounds (smoke test)")
+    ovh.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     return parser
 
 
@@ -85,18 +95,32 @@ def main(argv: Optional[List[str]] = None) -> int:
                     seed=args.seed, options=parse_options(args.option))
         print(f"wrote {path}")
         return 0
+    if args.command == "bench" and args.bench == "overhead":
+        from .bench import overhead
+
+        if args.quick:
+            sizes, rounds, width = (8,), 2, 8
+        else:
+            sizes = tuple(int(v) for v in args.batch_sizes.split(","))
+            rounds, width = args.rounds, args.width
+        report = overhead.run(_methods(args.methods), sizes, rounds, device=args.device, width=width)
+        return _emit(report, args.out)
     if args.command == "bench" and args.bench == "ops":
         from .bench import ops
 
         shapes = ((8, 3, 32, 32), (4, 3, 64, 64)) if args.quick else ops.SHAPES
         report = ops.run(_methods(args.methods), shapes, 5 if args.quick else args.rounds,
                          args.device, peers=not args.no_peers)
-        print(report)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(report + "\n")
-        return 0
+        return _emit(report, args.out)
     return 2
+
+
+def _emit(report: str, out: Optional[Path]) -> int:
+    print(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report + "\n")
+    return 0
 
 
 if __name__ == "__main__":

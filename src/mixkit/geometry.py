@@ -53,12 +53,12 @@ def cutmix_boxes(lam: Tensor, height: int, width: int, generator: torch.Generato
     Returns ``(n, 4)`` int64 ``[r1, c1, r2, c2]``.
     """
     n = lam.shape[0]
-    size = _image_size(height, width)
-    ratio = (1.0 - lam.to(torch.float64)).clamp_(min=0.0).sqrt_()  # (n,)
-    cut = (size * ratio[:, None]).floor_().long()  # (n, 2): ⌊side·r⌋
     if centers is None:
         centers = random_pixels(n, height, width, generator)
-    centers = centers.long()
+    centers = centers.long()  # on the CPU, or wherever given centres (e.g. saliency peaks) live
+    size = _image_size(height, width).to(centers.device)
+    ratio = (1.0 - lam.to(centers.device, torch.float64)).clamp_(min=0.0).sqrt_()  # (n,)
+    cut = (size * ratio[:, None]).floor_().long()  # (n, 2): ⌊side·r⌋
     up = (cut + 1) // 2 if full_side else cut // 2
     return torch.cat([(centers - cut // 2).clamp_(min=0), torch.minimum(centers + up, size)], dim=1)
 
@@ -71,10 +71,11 @@ def inside_boxes(size: Tuple[Union[int, Tensor], Union[int, Tensor]], n: int, he
     The centre is uniform over the integer pixels (or given by ``centers`` ``(n, 2)``); the
     top-left corner is ``clamp(centre − side//2, 0, H − side)``. Returns ``(n, 4)`` int64.
     """
-    image = _image_size(height, width)
-    hw = torch.stack([torch.as_tensor(size[0]), torch.as_tensor(size[1])], dim=-1).long()  # (2,)|(n, 2)
     if centers is None:
         centers = random_pixels(n, height, width, generator)
+    dev = centers.device  # the CPU, or wherever given centres (e.g. saliency peaks) live
+    image = _image_size(height, width).to(dev)
+    hw = torch.stack([torch.as_tensor(size[0]), torch.as_tensor(size[1])], dim=-1).long().to(dev)
     corner = torch.minimum((centers.long() - hw // 2).clamp_(min=0), image - hw)  # (n, 2)
     return torch.cat([corner, corner + hw.expand_as(corner)], dim=1)
 
@@ -172,6 +173,32 @@ def paste_masked(dst: Tensor, src: Tensor, mask: Tensor, inplace: bool = False) 
     return out.lerp_(src, mask.to(dtype=dst.dtype))
 
 
+def patch_index(corners: Tensor, size: Tuple[int, int], width: int, channels: int) -> Tensor:
+    """Flat pixel indices ``(B, C, h·w)`` of the ``size = (h, w)`` patches at top-left ``corners``
+    ``(B, 2)`` in images of the given ``width`` (the same for every channel)."""
+    b, (h, w), dev = corners.shape[0], size, corners.device
+    rows = corners[:, 0, None, None] + torch.arange(h, device=dev).view(1, h, 1)  # (B, h, 1)
+    cols = corners[:, 1, None, None] + torch.arange(w, device=dev).view(1, 1, w)  # (B, 1, w)
+    return (rows * width + cols).view(b, 1, h * w).expand(b, channels, h * w)
+
+
+def _flat(t: Tensor) -> Tensor:
+    """``(B, C, H·W)`` view of a batch whose H and W merge (contiguous and channels_last)."""
+    return t.view(t.shape[0], t.shape[1], -1)
+
+
+def _merges(t: Tensor) -> bool:
+    return t.stride(2) == t.shape[3] * t.stride(3)
+
+
+def crop_patches(x: Tensor, corners: Tensor, size: Tuple[int, int]) -> Tensor:
+    """The ``size = (h, w)`` patch at top-left ``corners[i]`` ``(B, 2)`` of each image → ``(B, C, h, w)``."""
+    b, c = x.shape[:2]
+    src = x if _merges(x) else x.contiguous()
+    index = patch_index(corners.to(x.device, non_blocking=True), size, x.shape[3], c)
+    return _flat(src).gather(2, index).view(b, c, *size)
+
+
 def paste_patches(x: Tensor, patches: Tensor, corners: Tensor, inplace: bool = False) -> Tensor:
     """``x`` (a copy, or ``x`` itself if ``inplace``) with ``patches[i]`` ``(B, C, h, w)`` written
     at top-left ``corners[i]`` ``(B, 2)``.
@@ -183,16 +210,12 @@ def paste_patches(x: Tensor, patches: Tensor, corners: Tensor, inplace: bool = F
     b, c, h, w = patches.shape
     if h == 0 or w == 0:
         return out
-    width = x.shape[3]
-    corners = corners.to(x.device, non_blocking=True)
-    rows = corners[:, 0, None, None] + torch.arange(h, device=x.device).view(1, h, 1)  # (B, h, 1)
-    cols = corners[:, 1, None, None] + torch.arange(w, device=x.device).view(1, 1, w)  # (B, 1, w)
-    index = (rows * width + cols).view(b, 1, h * w).expand(b, c, h * w)  # flat pixel index
+    index = patch_index(corners.to(x.device, non_blocking=True), (h, w), x.shape[3], c)
     source = patches.reshape(b, c, h * w).to(x.dtype)
-    if out.stride(2) == out.shape[3] * out.stride(3):  # H, W merge: contiguous, channels_last
-        out.view(b, c, -1).scatter_(2, index, source)
+    if _merges(out):  # contiguous and channels_last
+        _flat(out).scatter_(2, index, source)
     else:  # other layouts (e.g. a transposed batch): scatter into a dense copy, write it back
         dense = out.contiguous()
-        dense.view(b, c, -1).scatter_(2, index, source)
+        _flat(dense).scatter_(2, index, source)
         out.copy_(dense)
     return out

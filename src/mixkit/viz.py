@@ -46,7 +46,7 @@ def render_grid(rows: List[tuple], classes: Sequence[str], path: Path, columns: 
         axes[r][0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (1.75 * len(rows))) if title else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -71,9 +71,15 @@ def mix_rows(mixers: Sequence[tuple], x: Tensor, y: Tensor,
 
 
 def show(methods: Sequence[str], out_path: Path, *, batch: int = 16, columns: int = 8,
-         seed: int = 0, options: Optional[dict] = None) -> Path:
-    """Mix one batch of the bundled demo images with each method and save the grid."""
+         seed: int = 0, options: Optional[dict] = None,
+         model: Optional[torch.nn.Module] = None) -> Path:
+    """Mix one batch of the bundled demo images with each method and save the grid.
+
+    Methods that need a model for their saliency get ``model`` — by default an untrained
+    PreActResNet-18 of width 16 (enough to show the mechanism, not what a trained net attends to).
+    """
     from .data import load_demo
+    from .models import preactresnet18
     from .registry import build
 
     demo = load_demo("train")
@@ -82,6 +88,10 @@ def show(methods: Sequence[str], out_path: Path, *, batch: int = 16, columns: in
     x = demo.images[idx].float() / 255
     y = demo.labels[idx]
     mixers = [(m, build(m, seed=seed, **(options or {}).get(m, {}))) for m in methods]
-    rows = mix_rows(mixers, x, y)
-    return render_grid(rows, demo.classes, out_path, columns,
-                       title=f"mixkit: {batch} bundled CIFAR-10 images, seed {seed}")
+    title = f"mixkit: {batch} bundled CIFAR-10 images, seed {seed}"
+    if model is None and any(mixer.needs_model for _, mixer in mixers):
+        torch.manual_seed(seed)
+        model = preactresnet18(len(demo.classes), width=16)
+        title += " (model saliency from an untrained PreActResNet-18)"
+    rows = mix_rows(mixers, x, y, model)
+    return render_grid(rows, demo.classes, out_path, columns, title=title)

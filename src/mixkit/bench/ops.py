@@ -68,12 +68,22 @@ def _kornia_cutmix(n: int):
 
 
 def _ours(method: str, n: int, x: torch.Tensor, y: torch.Tensor,
-          **options: object) -> Callable[[], object]:
+          **options: object) -> Tuple[str, Callable[[], object]]:
+    """``(label, call)``: mixers whose saliency needs a model get fixed maps (the mixing part
+    alone; the model's pass is what ``mixkit bench overhead`` measures); the others run whole,
+    image-based saliency detectors included."""
     mixer = build(method, seed=0, **options)
+    if mixer.needs_model:
+        maps = torch.rand(x.shape[0], x.shape[2], x.shape[3], generator=torch.Generator().manual_seed(1))
+        maps = maps.to(x.device)
+
+        def given():
+            return mixer(x, y, saliency=maps).targets(n)
+        return "mixkit (saliency given)", given
 
     def call():
         return mixer(x, y).targets(n)
-    return call
+    return "mixkit", call
 
 
 def _supports_inplace(method: str) -> bool:
@@ -96,9 +106,11 @@ def candidates(shape: Sequence[int], methods: Sequence[str], device: torch.devic
     ]
     notes: List[str] = []
     for method in methods:
-        cands.append((f"{method} | mixkit", _ours(method, n, x, y)))
+        label, call = _ours(method, n, x, y)
+        cands.append((f"{method} | {label}", call))
         if _supports_inplace(method):  # mixes into the batch it is given, as timm does
-            cands.append((f"{method} | mixkit inplace", _ours(method, n, x_inplace, y, inplace=True)))
+            label, call = _ours(method, n, x_inplace, y, inplace=True)
+            cands.append((f"{method} | {label} inplace", call))
         for peer_name, make in (PEERS.get(method, []) if peers else []):
             try:
                 peer = make(n)

@@ -28,7 +28,7 @@ class Timing:
     runs: int
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -47,18 +47,18 @@ def time_interleaved(candidates: Sequence[Tuple[str, Callable[[], object]]], *, 
         t0 = time.perf_counter()
         for _ in range(warmup):
             fn()
-        _sync(device)
+        synchronize(device)
         per_call = (time.perf_counter() - t0) / warmup
         bursts[name] = max(1, int(burst_ms / 1e3 / max(per_call, 1e-9)))
     samples: Dict[str, List[float]] = {name: [] for name, _ in candidates}
     for _ in range(rounds):
         for name, fn in candidates:
             n = bursts[name]
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
-            _sync(device)
+            synchronize(device)
             samples[name].append((time.perf_counter() - t0) * 1e3 / n)
     return {name: Timing(statistics.median(v), min(v), max(v), len(v)) for name, v in samples.items()}
 

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._checks import check_choice
 from ..batch import MixedBatch, pair_sources, pair_weights
 from ..mixer import Mixer
-from ..pairing import PAIRINGS, make_pairs
+from ..pairing import PAIRINGS, SALIENCY_PAIRINGS, make_pairs
+from ..saliency.filters import gaussian_blur, normalize_sum
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,30 @@ class PairParams(PairDraw):
     lam: Tensor
 
 
-class PairMixer(Mixer):
-    """A mixer combining each image ``i`` with one partner ``π(i)`` chosen by ``pairing``."""
+PAIRING_SALIENCY = ("spectral", "gradient")
 
-    def __init__(self, *, pairing: str = "random", inplace: bool = False, prob: float = 1.0,
-                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+
+class PairMixer(Mixer):
+    """A mixer combining each image ``i`` with one partner ``π(i)`` chosen by ``pairing``.
+
+    ``pairing`` is any of :data:`mixkit.pairing.PAIRINGS`. The saliency-based ones (``"greedy"``,
+    ``"optimal"``: GuidedMixup's pairing, which its Table 8 applies to Mixup, CutMix, SaliencyMix
+    and PuzzleMix too) pair on blurred (7, σ 3), sum-to-1 saliency maps: the mixer's own maps
+    for saliency-guided mixers; otherwise the ``saliency=`` given to the call, or maps computed
+    by ``pairing_saliency`` — ``"spectral"`` (spectral residual, no model) or ``"gradient"``
+    (input gradient of ``model=``, one extra forward and backward).
+    """
+
+    def __init__(self, *, pairing: str = "random", pairing_saliency: str = "spectral",
+                 inplace: bool = False, prob: float = 1.0, seed: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> None:
         super().__init__(prob=prob, seed=seed, generator=generator)
-        self.pairing = check_choice(pairing, PAIRINGS, type(self).__name__, "pairing")
+        who = type(self).__name__
+        self.pairing = check_choice(pairing, PAIRINGS, who, "pairing")
+        self.pairing_saliency = check_choice(pairing_saliency, PAIRING_SALIENCY, who, "pairing_saliency")
         self.inplace = bool(inplace)
+        if self.pairing in SALIENCY_PAIRINGS and self.pairing_saliency == "gradient":
+            self.needs_model = True
 
     def _check_inplace(self, x: Tensor) -> None:
         """An in-place mix needs a dense batch it may write to."""
@@ -55,8 +72,36 @@ class PairMixer(Mixer):
             self._check_inplace(x)
         return super()._apply_or_identity(x, y, params)
 
-    def _pairs(self, batch_size: int) -> Tensor:
-        return make_pairs(self.pairing, batch_size, self.generator)
+    def _pairs(self, batch_size: int, maps: Optional[Tensor] = None) -> Tensor:
+        """π for a batch; ``maps`` ``(B, H, W)`` are raw saliency maps for the saliency pairings."""
+        if self.pairing not in SALIENCY_PAIRINGS:
+            return make_pairs(self.pairing, batch_size, self.generator)
+        if maps is None:
+            raise ValueError(f"{type(self).__name__}: pairing={self.pairing!r} needs saliency maps")
+        z = normalize_sum(gaussian_blur(maps.float()))
+        return make_pairs(self.pairing, batch_size, self.generator, saliency=z)
+
+    def _partner(self, shape: torch.Size, x: Optional[Tensor], y: Optional[Tensor],
+                 model: Optional[nn.Module], saliency: Optional[Tensor]) -> Tensor:
+        """π for a mixer without saliency of its own: maps from ``saliency=`` or ``pairing_saliency``."""
+        if self.pairing not in SALIENCY_PAIRINGS:
+            return self._pairs(shape[0])
+        who = type(self).__name__
+        if saliency is None:
+            if x is None:
+                raise ValueError(f"{who}: pairing={self.pairing!r} needs the images x or saliency=")
+            if self.pairing_saliency == "spectral":
+                from ..saliency.spectral import spectral_residual
+                saliency = spectral_residual(x, mode="guided")
+            else:
+                if model is None or y is None:
+                    raise ValueError(f"{who}: pairing_saliency='gradient' needs model= and the labels")
+                from ..saliency.gradient import gradient_saliency
+                saliency = gradient_saliency(model, x, y)
+        elif tuple(saliency.shape) != (shape[0], shape[2], shape[3]):
+            raise ValueError(f"{who}: expected saliency of shape (B, H, W) = "
+                             f"{(shape[0], shape[2], shape[3])}, got {tuple(saliency.shape)}")
+        return self._pairs(shape[0], saliency.detach())
 
     def _result(self, mixed: Tensor, y: Tensor, perm: Tensor, self_weight: Union[float, Tensor],
                 params: object, feature_level: Optional[str] = None) -> MixedBatch:

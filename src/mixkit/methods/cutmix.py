@@ -50,8 +50,19 @@ def apply_boxes(x: Tensor, perm: Tensor, boxes: Tensor, inplace: bool = False) -
     return paste_boxes(x, perm, boxes, inplace)
 
 
+class BoxPasteMixer(PairMixer):
+    """Two-image mixers that paste boxes of the partners (CutMix, SaliencyMix): the applying half."""
+
+    params_type = BoxParams
+
+    def _apply(self, x: Tensor, y: Tensor, params: BoxParams) -> MixedBatch:
+        mixed = apply_boxes(x, params.perm, params.boxes, self.inplace)
+        weights = box_weights(params.boxes, x.shape[2], x.shape[3])
+        return self._result(mixed, y, params.perm, weights, params)
+
+
 @register("cutmix")
-class CutMix(PairMixer):
+class CutMix(BoxPasteMixer):
     r"""CutMix: a box of ``x[π]`` pasted into ``x``; label = exact pasted area.
 
     ``λ ~ Beta(α, α)``; box side ``sqrt(1 − λ)`` of the image side; one box and one permutation per
@@ -68,7 +79,10 @@ class CutMix(PairMixer):
         minmax: timm's ``cutmix_minmax`` ``(min, max)``: box side ratios uniform in
             ``[min, max)`` per axis, box inside the image (``alpha`` is then unused).
         per_sample: one λ and one box per image instead of per batch.
-        pairing: ``"random"`` (default) or ``"flip"`` (timm).
+        pairing: ``"random"`` (default), ``"flip"`` (timm), ``"greedy"`` or ``"optimal"``
+            (GuidedMixup's saliency pairing, its Table 8).
+        pairing_saliency: the maps for ``pairing="greedy"``/``"optimal"`` when no ``saliency=`` is
+            given: ``"spectral"`` (default, no model) or ``"gradient"`` (needs ``model=``).
         inplace: write the mix into ``x`` itself (as timm does) instead of a new tensor; saves
             allocating an output batch. Default False: the caller's tensors are never modified.
         prob: probability of mixing a batch (official CIFAR PyramidNet recipe: 0.5; ImageNet and
@@ -84,30 +98,31 @@ class CutMix(PairMixer):
         kept in ``box="clip"`` — the label follows the pixels either way.
     """
 
-    params_type = BoxParams
-
     def __init__(self, *, alpha: float = 1.0, box: str = "clip",
                  minmax: Optional[Sequence[float]] = None, per_sample: bool = False,
-                 pairing: str = "random", inplace: bool = False, prob: float = 1.0,
-                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
-        super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
+                 pairing: str = "random", pairing_saliency: str = "spectral", inplace: bool = False,
+                 prob: float = 1.0, seed: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(pairing=pairing, pairing_saliency=pairing_saliency, inplace=inplace,
+                         prob=prob, seed=seed, generator=generator)
         who = type(self).__name__
         self.alpha = check_positive(alpha, who, "alpha")
         self.box = check_choice(box, BOX_RULES, who, "box")
         self.minmax = None if minmax is None else check_range(minmax, who, "minmax")
         self.per_sample = bool(per_sample)
 
-    def _sample(self, shape: torch.Size, **_: object) -> BoxParams:
+    def _sample(self, shape: torch.Size, **context: object) -> BoxParams:
         b, _, h, w = shape
         if self.per_sample:
             lam = beta(self.alpha, self.alpha, b, self.generator)
-            return BoxParams(perm=self._pairs(b), boxes=self._boxes(lam, b, h, w), lam=lam)
+            return BoxParams(perm=self._partner(shape, **context), boxes=self._boxes(lam, b, h, w), lam=lam)
         lam1 = beta_scalar(self.alpha, self.alpha, self.generator)
         if self.minmax is None and self.box != "inside":  # the batch's one box, cheaply
             box = cutmix_box(lam1, h, w, self.generator, full_side=self.box == "clip-full")
         else:
             box = self._boxes(torch.tensor([lam1], dtype=torch.float64), 1, h, w)[0]
-        return BoxParams(perm=self._pairs(b), boxes=box, lam=torch.scalar_tensor(lam1, dtype=torch.float64))
+        return BoxParams(perm=self._partner(shape, **context), boxes=box,
+                         lam=torch.scalar_tensor(lam1, dtype=torch.float64))
 
     def _boxes(self, lam: Tensor, n: int, h: int, w: int) -> Tensor:
         if self.minmax is not None:
@@ -117,8 +132,3 @@ class CutMix(PairMixer):
         side = torch.sqrt(1.0 - lam)  # (n,)
         size = (torch.floor(h * side).long(), torch.floor(w * side).long())
         return inside_boxes(size, n, h, w, self.generator)
-
-    def _apply(self, x: Tensor, y: Tensor, params: BoxParams) -> MixedBatch:
-        mixed = apply_boxes(x, params.perm, params.boxes, self.inplace)
-        weights = box_weights(params.boxes, x.shape[2], x.shape[3])
-        return self._result(mixed, y, params.perm, weights, params)

@@ -8,10 +8,10 @@ supplement's Algorithm 1. Reference code: clovaai/DCutMix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._checks import check_int, check_positive
 from ..batch import MixedBatch
@@ -20,6 +20,9 @@ from ..geometry import box_area, box_mask, gather_batch, paste_masked
 from ..mixer import Mixer
 from ..registry import register
 from ..sampling import dirichlet, permutation
+from ..saliency.filters import argmax_pixel
+from ..saliency.finegrained import fine_grained_saliency, to_uint8
+from ._saliency import SaliencyMixin, check_mean_std
 
 
 @dataclass(frozen=True)
@@ -179,15 +182,57 @@ class DCutMix(KImageMixer):
         return MixedBatch(mixed, params.sources.to(x.device), weights, y, params)
 
 
-def stick_breaking_boxes(phi: Tensor, height: int, width: int, offsets: Tensor) -> Tensor:
-    """DCutMix's nested boxes ``(B, K − 1, 4)`` int64 for shares ``phi`` ``(B, K)`` (Algorithm 1);
-    ``offsets`` ``(B, K − 1, 2)`` are uniform draws on [0, 1) placing each box.
+@register("saliency-dcutmix")
+class SaliencyDCutMix(SaliencyMixin, DCutMix):
+    r"""Saliency-DCutMix: DCutMix whose box ``k`` is centred on the most salient pixel of the image
+    pasted into it (K-image paper, supplement "Saliency-DCutMix").
+
+    Sides as :class:`DCutMix` (stick-breaking of ``φ ~ Dir(α·1_K)``); box ``k`` is centred on the
+    maximum of the fine-grained static saliency map (as SaliencyMix) of ``x_{π_k(b)}`` and shifted
+    to lie inside box ``k − 1``. Labels are the exact ring areas.
+
+    Args:
+        k, alpha, prob: as :class:`DCutMix` (ImageNet: K = 3, α = 1/3).
+        mean, std: the normalisation of ``x``, to recover the 8-bit image the detector reads
+            (default: ``x`` in [0, 1]).
+
+    Shapes:
+        as :class:`DCutMix`; ``saliency=`` ``(B, H, W)`` (one map per image) replaces the detector.
+
+    Notes:
+        The paper leaves the details open (the code is not released); decisions, after
+        methods.md §11: the saliency is that of the pasted image, computed on its 8-bit version;
+        the box is shifted, not clipped, into the previous box so the stick-breaking areas stay
+        exact.
+    """
+
+    def __init__(self, *, k: int = 3, alpha: float = 1.0, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(k=k, alpha=alpha, prob=prob, seed=seed, generator=generator)
+        self.mean, self.std = check_mean_std(mean, std, type(self).__name__)
+
+    def _compute_saliency(self, x: Tensor, y: Optional[Tensor], model: Optional[nn.Module]) -> Tensor:
+        return fine_grained_saliency(to_uint8(x, self.mean, self.std))
+
+    def _sample(self, shape: torch.Size, *, x: Optional[Tensor], y: Optional[Tensor],
+                model: Optional[nn.Module], saliency: Optional[Tensor]) -> NestedBoxParams:
+        base = self._draw_sources(shape)
+        b, _, h, w = shape
+        s = self._saliency(shape, x, y, model, saliency)  # (B, H, W), one map per image
+        sources = base.sources[:, 1:].to(s.device)  # (B, K − 1): the pasted images
+        centres = argmax_pixel(s.index_select(0, sources.reshape(-1))).view(b, self.k - 1, 2)
+        boxes = salient_nested_boxes(stick_breaking_sides(base.phi, h, w), centres)
+        return NestedBoxParams(sources=base.sources, phi=base.phi, boxes=boxes)
+
+
+def stick_breaking_sides(phi: Tensor, height: int, width: int) -> Tensor:
+    """Sides ``(B, K, 2)`` float64 of DCutMix's nested boxes for shares ``phi`` ``(B, K)``; entry 0
+    is the whole image (Algorithm 1).
 
     Stick ``k`` breaks ``v_k = φ_{k−1} / (Π_{j<k}(1 − v_j) + 1e-10)`` off what is left (``v_1 = φ_0``,
-    no epsilon, as the official code); the box
-    sides are ``round(prev_side·sqrt(1 − v_k))`` (half-to-even) and the corner is uniform on
-    ``{0, …, prev_side − side}`` inside the previous box — drawn only where the box shrinks on both
-    axes, as the official code. ``Π_{j<k}(1 − v_j)`` is computed as the remaining stick
+    no epsilon, as the official code); the sides are ``round(prev_side·sqrt(1 − v_k))``
+    (half-to-even, as NumPy). ``Π_{j<k}(1 − v_j)`` is computed as the remaining stick
     ``1 − Σ_{j<k} φ_j`` (equal in exact arithmetic) so all sticks are computed at once.
     """
     b, k = phi.shape
@@ -198,12 +243,34 @@ def stick_breaking_boxes(phi: Tensor, height: int, width: int, offsets: Tensor) 
     sides = [torch.tensor([float(height), float(width)], dtype=torch.float64).expand(b, 2)]
     for i in range(k - 1):  # rounding makes each side depend on the rounded previous one
         sides.append(torch.round(sides[-1] * factor[:, i, None]))
-    sides_t = torch.stack(sides, dim=1)  # (B, K, 2)
-    free = sides_t[:, :-1] - sides_t[:, 1:]  # (B, K − 1, 2) room for the inner box
+    return torch.stack(sides, dim=1)  # (B, K, 2)
+
+
+def stick_breaking_boxes(phi: Tensor, height: int, width: int, offsets: Tensor) -> Tensor:
+    """DCutMix's nested boxes ``(B, K − 1, 4)`` int64 (Algorithm 1): sides from
+    :func:`stick_breaking_sides`, each corner uniform on ``{0, …, prev_side − side}`` inside the
+    previous box (``offsets`` ``(B, K − 1, 2)`` uniform on [0, 1)) — drawn only where the box
+    shrinks on both axes, as the official code."""
+    sides = stick_breaking_sides(phi, height, width)
+    free = sides[:, :-1] - sides[:, 1:]  # (B, K − 1, 2) room for the inner box
     move = (free > 0).all(dim=2, keepdim=True)
     step = torch.where(move, torch.floor(offsets * (free + 1.0)), 0.0)
     corner = torch.cumsum(step, dim=1)  # offsets accumulate through the nesting
-    return torch.cat([corner, corner + sides_t[:, 1:]], dim=2).long()
+    return torch.cat([corner, corner + sides[:, 1:]], dim=2).long()
+
+
+def salient_nested_boxes(sides: Tensor, centres: Tensor) -> Tensor:
+    """Nested boxes ``(B, K − 1, 4)`` int64 with the given ``sides`` ``(B, K, 2)``, box ``k``
+    centred on ``centres[:, k]`` ``(B, K − 1, 2)`` and shifted (not clipped) to lie inside box
+    ``k − 1`` — Saliency-DCutMix's placement."""
+    sides = sides.to(centres.device).long()
+    corner = torch.zeros_like(centres[:, 0])  # (B, 2): the whole image's corner
+    boxes = []
+    for k in range(1, sides.shape[1]):  # each box depends on the previous one
+        lo, hi = corner, corner + sides[:, k - 1] - sides[:, k]
+        corner = torch.minimum(torch.maximum(centres[:, k - 1] - sides[:, k] // 2, lo), hi)
+        boxes.append(torch.cat([corner, corner + sides[:, k]], dim=1))
+    return torch.stack(boxes, dim=1)
 
 
 def nested_weights(boxes: Tensor, height: int, width: int) -> Tensor:

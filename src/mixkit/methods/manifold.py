@@ -55,7 +55,8 @@ class ManifoldMixup(PairMixer):
         alpha: Beta concentration α > 0. Defaults: CIFAR 2.0 (official README); Tiny-ImageNet 0.2.
         layers: candidate layer names (``model.named_modules()`` names; ``"input"`` = the images).
             Default ``("input", "layer1", "layer2")`` = the official PreActResNet draw ``k ∈ {0, 1, 2}``.
-        pairing: ``"random"`` (default) or ``"flip"``.
+        pairing: ``"random"`` (default), ``"flip"``, ``"greedy"`` or ``"optimal"``.
+        pairing_saliency: the maps for the saliency pairings (``"spectral"`` or ``"gradient"``).
         prob: probability of mixing a batch.
 
     Shapes:
@@ -75,9 +76,10 @@ class ManifoldMixup(PairMixer):
     mixes_features = True
 
     def __init__(self, *, alpha: float = 2.0, layers: Sequence[str] = (INPUT, "layer1", "layer2"),
-                 pairing: str = "random", prob: float = 1.0, seed: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> None:
-        super().__init__(pairing=pairing, prob=prob, seed=seed, generator=generator)
+                 pairing: str = "random", pairing_saliency: str = "spectral", prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(pairing=pairing, pairing_saliency=pairing_saliency, prob=prob, seed=seed,
+                         generator=generator)
         who = type(self).__name__
         self.alpha = check_positive(alpha, who, "alpha")
         if isinstance(layers, str) or not layers or not all(isinstance(n, str) for n in layers):
@@ -85,12 +87,11 @@ class ManifoldMixup(PairMixer):
                              f"got {layers!r}")
         self.layers = tuple(layers)
 
-    def _sample(self, shape: torch.Size, **_: object) -> ManifoldParams:
-        b = shape[0]
+    def _sample(self, shape: torch.Size, **context: object) -> ManifoldParams:
         lam = torch.scalar_tensor(beta_scalar(self.alpha, self.alpha, self.generator),
                                   dtype=torch.float64)
         layer = self.layers[int(randint(len(self.layers), (), self.generator))]
-        return ManifoldParams(perm=self._pairs(b), lam=lam, layer=layer)
+        return ManifoldParams(perm=self._partner(shape, **context), lam=lam, layer=layer)
 
     def _apply(self, x: Tensor, y: Tensor, params: ManifoldParams) -> MixedBatch:
         if params.layer == INPUT:

@@ -30,7 +30,10 @@ class Mixup(PairMixer):
         alpha: Beta concentration α > 0. Paper/official defaults: CIFAR-10/100 1.0;
             Tiny-ImageNet 0.2 (PuzzleMix README); ImageNet 0.2.
         per_sample: one λ per image instead of one per batch.
-        pairing: ``"random"`` (default, official) or ``"flip"`` (timm).
+        pairing: ``"random"`` (default, official), ``"flip"`` (timm), ``"greedy"`` or ``"optimal"``
+            (GuidedMixup's saliency pairing, its Table 8).
+        pairing_saliency: the maps for ``pairing="greedy"``/``"optimal"`` when no ``saliency=`` is
+            given: ``"spectral"`` (default, no model) or ``"gradient"`` (needs ``model=``).
         inplace: write the mix into ``x`` itself (as timm does) instead of a new tensor; saves
             allocating an output batch. Default False: the caller's tensors are never modified.
         prob: probability of mixing a batch. seed / generator: see :class:`~mixkit.Mixer`.
@@ -56,20 +59,21 @@ class Mixup(PairMixer):
     params_type = PairParams
 
     def __init__(self, *, alpha: float = 1.0, per_sample: bool = False, pairing: str = "random",
-                 inplace: bool = False, prob: float = 1.0, seed: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> None:
-        super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
+                 pairing_saliency: str = "spectral", inplace: bool = False, prob: float = 1.0,
+                 seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(pairing=pairing, pairing_saliency=pairing_saliency, inplace=inplace,
+                         prob=prob, seed=seed, generator=generator)
         self.alpha = check_positive(alpha, type(self).__name__, "alpha")
         self.per_sample = bool(per_sample)
 
-    def _sample(self, shape: torch.Size, **_: object) -> PairParams:
+    def _sample(self, shape: torch.Size, **context: object) -> PairParams:
         b = shape[0]
         if self.per_sample:
             lam = beta(self.alpha, self.alpha, b, self.generator)
         else:
             lam = torch.scalar_tensor(beta_scalar(self.alpha, self.alpha, self.generator),
                                       dtype=torch.float64)
-        return PairParams(perm=self._pairs(b), lam=lam)
+        return PairParams(perm=self._partner(shape, **context), lam=lam)
 
     def _apply(self, x: Tensor, y: Tensor, params: PairParams) -> MixedBatch:
         mixed, lam = blend(x, params.perm, params.lam, self.inplace)

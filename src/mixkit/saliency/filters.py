@@ -4,14 +4,15 @@ pooling to a grid, and finding the most salient pixel. All batched, on the input
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: ITU-R 601 luma weights (torchvision's ``rgb_to_grayscale``, OpenCV's ``COLOR_RGB2GRAY``)
-LUMA = (0.299, 0.587, 0.114)
+#: torchvision's ``rgb_to_grayscale`` weights (what GuidedMixup's spectral residual uses; OpenCV's
+#: ITU-R 601 weights are 0.299, 0.587, 0.114)
+LUMA = (0.2989, 0.587, 0.114)
 
 
 def to_gray(x: Tensor) -> Tensor:
@@ -24,16 +25,16 @@ def to_gray(x: Tensor) -> Tensor:
 
 
 def gaussian_kernel1d(kernel_size: int, sigma: float, dtype: torch.dtype = torch.float32,
-                      device: torch.device = torch.device("cpu")) -> Tensor:
+                      device: Optional[torch.device] = None) -> Tensor:
     """Normalised 1-D Gaussian taps (as torchvision's ``gaussian_blur``)."""
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"gaussian_kernel1d: expected an odd kernel_size >= 1, got {kernel_size}")
     if not sigma > 0:
         raise ValueError(f"gaussian_kernel1d: expected sigma > 0, got {sigma}")
     half = (kernel_size - 1) * 0.5
-    t = torch.linspace(-half, half, kernel_size, dtype=torch.float64)
+    t = torch.linspace(-half, half, kernel_size, dtype=dtype, device=device)  # built on the device
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (k / k.sum()).to(device=device, dtype=dtype)
+    return k / k.sum()
 
 
 def gaussian_blur(s: Tensor, kernel_size: int = 7, sigma: float = 3.0, padding: str = "reflect") -> Tensor:

@@ -1,0 +1,116 @@
+"""``mixkit bench overhead``: the cost of each mixer inside a whole training step.
+
+GuidedMixup §5.3's definition, per step: overhead = (T_method − T_vanilla) / T_vanilla, where a
+step is mix (+ the saliency pass a method needs) → forward → soft-target cross-entropy → backward
+→ SGD update of a PreActResNet-18 on 32×32 inputs. Every method and vanilla run in interleaved
+rounds (one step each per round), so drift of the machine hits all alike; the table gives the
+median step time with min/max and the overhead of the medians. The data are fixed random
+normalised images (the cost of a step does not depend on their content).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import mixed_cross_entropy
+from ..mixer import mixed_forward
+from ..models import preactresnet18
+from ..registry import build, list_methods
+from .timing import Timing, machine_description, synchronize
+
+#: GuidedMixup Table 2 (CUB, ResNet-18 at 224 px, batch 16/32/64; official codes, one process)
+PAPER_OVERHEAD: Dict[str, Tuple[float, float, float]] = {
+    "mixup": (0.9, 0.6, 0.4), "cutmix": (1.5, 1.0, 0.6), "saliencymix": (353.3, 701.8, 923.3),
+    "guided-sr": (7.7, 7.1, 7.0), "guided-sr (random pairs)": (6.4, 4.2, 2.7),
+    "guided-ap": (89.2, 83.0, 77.5), "guided-ap (random pairs)": (87.8, 81.9, 70.1),
+    "snapmix": (67.4, 64.9, 60.2), "puzzlemix": (138.5, 139.9, 134.1),
+    "comixup": (292.1, 490.2, 716.6),
+}
+BATCH_SIZES = (16, 32, 64, 100)
+
+
+def _step_fn(name: str, mixer: Optional[nn.Module], model: nn.Module, opt: torch.optim.Optimizer,
+             x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    def vanilla() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def mixed() -> None:
+        opt.zero_grad(set_to_none=True)
+        logits, out = mixed_forward(mixer, model, x, y)
+        mixed_cross_entropy(logits, out).backward()
+        opt.step()
+
+    return vanilla if mixer is None else mixed
+
+
+def candidates(methods: Sequence[str], batch_size: int, device: torch.device, width: int,
+               num_classes: int, options: Optional[dict] = None) -> List[Tuple[str, Callable[[], None]]]:
+    """One training-step closure per method (and vanilla), each with its own model and optimiser
+    of identical initialisation, on the same fixed batch."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, num_classes, (batch_size,), generator=gen).to(device)
+    steps = []
+    for name in ["vanilla", *methods]:
+        torch.manual_seed(0)
+        model = preactresnet18(num_classes, width=width).to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        mixer = None if name == "vanilla" else build(name, seed=0, **(options or {}).get(name, {}))
+        steps.append((name, _step_fn(name, mixer, model, opt, x, y)))
+    return steps
+
+
+def measure(steps: List[Tuple[str, Callable[[], None]]], rounds: int, warmup: int,
+            device: torch.device) -> Dict[str, Timing]:
+    """Interleaved timing of one step per candidate per round (seconds → ms)."""
+    for _ in range(warmup):
+        for _, fn in steps:
+            fn()
+    samples: Dict[str, List[float]] = {name: [] for name, _ in steps}
+    for _ in range(rounds):
+        for name, fn in steps:
+            synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: Timing(statistics.median(v), min(v), max(v), len(v)) for name, v in samples.items()}
+
+
+def run(methods: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = BATCH_SIZES,
+        rounds: int = 5, warmup: int = 1, device: str = "cpu", width: int = 64,
+        num_classes: int = 100, options: Optional[dict] = None) -> str:
+    """Measure and return the markdown report."""
+    dev = torch.device(device)
+    methods = list(methods or list_methods())
+    lines = [f"Machine: {machine_description(dev)}",
+             f"Model: PreActResNet-18 (width {width}), {num_classes} classes, 32×32 inputs, SGD; "
+             f"{rounds} interleaved rounds after {warmup} warm-up round(s).", ""]
+    for b in batch_sizes:
+        times = measure(candidates(methods, b, dev, width, num_classes, options), rounds, warmup, dev)
+        lines += _table(b, times)
+    return "\n".join(lines)
+
+
+def _table(batch_size: int, times: Dict[str, Timing]) -> List[str]:
+    base = times["vanilla"].median_ms
+    paper_col = {16: 0, 32: 1, 64: 2}.get(batch_size)
+    out = [f"### Batch {batch_size}", "",
+           "| method | step ms (median) | min | max | overhead | paper (GuidedMixup T2, CUB) |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for name, t in times.items():
+        over = "—" if name == "vanilla" else f"{100 * (t.median_ms - base) / base:+.1f} %"
+        paper = PAPER_OVERHEAD.get(name)
+        ref = f"+{paper[paper_col]:.1f} %" if paper and paper_col is not None else ""
+        out.append(f"| {name} | {t.median_ms:.1f} | {t.min_ms:.1f} | {t.max_ms:.1f} | {over} | {ref} |")
+    out.append("")
+    return out
+
