@@ -57,3 +57,12 @@ def test_bench_ops_quick(capsys, tmp_path):
     text = report.read_text()
     assert "| mixup | mixkit |" in text and "| cutmix | mixkit |" in text
     assert "memory floor" in text and "Machine:" in text
+
+
+def test_bench_overhead_quick(tmp_path):
+    report = tmp_path / "overhead.md"
+    assert cli.main(["bench", "overhead", "--quick", "--methods",
+                     "mixup,guided-ap:saliency_dtype=bfloat16", "--out", str(report)]) == 0
+    text = report.read_text()
+    assert "| vanilla |" in text and "| mixup |" in text and "guided-ap:saliency_dtype=bfloat16" in text
+    assert "%" in text

@@ -179,3 +179,15 @@ def test_preactresnet18_shapes():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
     names = dict(model.named_modules())
     assert {"layer1", "layer2", "layer3", "layer4"} <= set(names)
+
+
+def test_reduced_precision_saliency_pass():
+    torch.manual_seed(0)
+    model = preactresnet18(10, width=8)
+    x, y = torch.randn(4, 3, 32, 32), torch.arange(4)
+    full = gradient_saliency(model, x, y)
+    half = gradient_saliency(model, x, y, dtype="bf16")
+    assert half.dtype == torch.float32
+    assert torch.corrcoef(torch.stack([full.flatten(), half.flatten()]))[0, 1] > 0.95
+    with pytest.raises(ValueError, match="expected a saliency dtype"):
+        gradient_saliency(model, x, y, dtype="int8")

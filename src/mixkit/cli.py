@@ -71,7 +71,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     ops.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     ovh = bsub.add_parser("overhead", help="whole training-step overhead of each mixer "
                           "(PreActResNet-18, 32×32), GuidedMixup's definition")
-    ovh.add_argument("--methods", default="all", help="comma-separated names or 'all' (default all)")
+    ovh.add_argument("--methods", default="all",
+                     help="comma-separated names or 'all' (default all); a variant is written "
+                          "NAME:KEY=VALUE;… e.g. guided-ap:saliency_dtype=bfloat16")
     ovh.add_argument("--batch-sizes", default="16,32,64,100",
                      help="comma-separated batch sizes (default 16,32,64,100)")
     ovh.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (default 5)")
@@ -103,7 +105,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             sizes = tuple(int(v) for v in args.batch_sizes.split(","))
             rounds, width = args.rounds, args.width
-        report = overhead.run(_methods(args.methods), sizes, rounds, device=args.device, width=width)
+        methods = list_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+        _methods(",".join(overhead.parse_variant(m)[0] for m in methods))  # validates the names
+        report = overhead.run(methods, sizes, rounds, device=args.device, width=width)
         return _emit(report, args.out)
     if args.command == "bench" and args.bench == "ops":
         from .bench import ops

@@ -10,6 +10,7 @@ normalised images (the cost of a step does not depend on their content).
 
 from __future__ import annotations
 
+import ast
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -51,10 +52,24 @@ def _step_fn(name: str, mixer: Optional[nn.Module], model: nn.Module, opt: torch
     return vanilla if mixer is None else mixed
 
 
+def parse_variant(spec: str) -> Tuple[str, dict]:
+    """``"guided-ap:saliency_dtype=bfloat16;clean_weight=0.02"`` → ``("guided-ap", {...})``."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return name, options
+
+
 def candidates(methods: Sequence[str], batch_size: int, device: torch.device, width: int,
                num_classes: int, options: Optional[dict] = None) -> List[Tuple[str, Callable[[], None]]]:
     """One training-step closure per method (and vanilla), each with its own model and optimiser
-    of identical initialisation, on the same fixed batch."""
+    of identical initialisation, on the same fixed batch. A method may be a variant
+    ``"name:key=value;…"`` (see :func:`parse_variant`)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, num_classes, (batch_size,), generator=gen).to(device)
@@ -63,7 +78,9 @@ def candidates(methods: Sequence[str], batch_size: int, device: torch.device, wi
         torch.manual_seed(0)
         model = preactresnet18(num_classes, width=width).to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        mixer = None if name == "vanilla" else build(name, seed=0, **(options or {}).get(name, {}))
+        method, extra = parse_variant(name)
+        mixer = None if name == "vanilla" else build(method, seed=0, **{**(options or {}).get(method, {}),
+                                                                        **extra})
         steps.append((name, _step_fn(name, mixer, model, opt, x, y)))
     return steps
 
@@ -108,7 +125,7 @@ def _table(batch_size: int, times: Dict[str, Timing]) -> List[str]:
            "|---|---:|---:|---:|---:|---:|"]
     for name, t in times.items():
         over = "—" if name == "vanilla" else f"{100 * (t.median_ms - base) / base:+.1f} %"
-        paper = PAPER_OVERHEAD.get(name)
+        paper = PAPER_OVERHEAD.get(name)  # variants ("name:…") have no published figure
         ref = f"+{paper[paper_col]:.1f} %" if paper and paper_col is not None else ""
         out.append(f"| {name} | {t.median_ms:.1f} | {t.min_ms:.1f} | {t.max_ms:.1f} | {over} | {ref} |")
     out.append("")
