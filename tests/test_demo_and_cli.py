@@ -66,3 +66,12 @@ def test_bench_overhead_quick(tmp_path):
     text = report.read_text()
     assert "| vanilla |" in text and "| mixup |" in text and "guided-ap:saliency_dtype=bfloat16" in text
     assert "%" in text
+
+
+def test_bench_pairing_quick(tmp_path):
+    pytest.importorskip("scipy")
+    report = tmp_path / "pairing.md"
+    assert cli.main(["bench", "pairing", "--quick", "--out", str(report)]) == 0
+    row = [line for line in report.read_text().splitlines() if line.startswith("| 16 |")][0]
+    greedy, rand = (float(v) for v in row.strip("|").split("|")[3:5])
+    assert 0 < rand < greedy <= 1.0

@@ -69,6 +69,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     ops.add_argument("--quick", action="store_true", help="small shapes and 5 rounds (smoke test)")
     ops.add_argument("--no-peers", action="store_true", help="time mixkit only")
     ops.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    pair = bsub.add_parser("pairing", help="cost and quality of the greedy pairing vs optimal/random")
+    pair.add_argument("--batch-sizes", default="16,32,64,100,128,256",
+                      help="comma-separated batch sizes (default 16,32,64,100,128,256)")
+    pair.add_argument("--quick", action="store_true", help="batch 16, few rounds (smoke test)")
+    pair.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     ovh = bsub.add_parser("overhead", help="whole training-step overhead of each mixer "
                           "(PreActResNet-18, 32×32), GuidedMixup's definition")
     ovh.add_argument("--methods", default="all",
@@ -97,6 +102,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     seed=args.seed, options=parse_options(args.option))
         print(f"wrote {path}")
         return 0
+    if args.command == "bench" and args.bench == "pairing":
+        from .bench import pairing
+
+        if args.quick:
+            return _emit(pairing.run((16,), rounds=3, draws=2), args.out)
+        return _emit(pairing.run(tuple(int(v) for v in args.batch_sizes.split(","))), args.out)
     if args.command == "bench" and args.bench == "overhead":
         from .bench import overhead
 

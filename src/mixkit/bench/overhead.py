@@ -4,8 +4,10 @@ GuidedMixup §5.3's definition, per step: overhead = (T_method − T_vanilla) / 
 step is mix (+ the saliency pass a method needs) → forward → soft-target cross-entropy → backward
 → SGD update of a PreActResNet-18 on 32×32 inputs. Every method and vanilla run in interleaved
 rounds (one step each per round), so drift of the machine hits all alike; the table gives the
-median step time with min/max and the overhead of the medians. The data are fixed random
-normalised images (the cost of a step does not depend on their content).
+median step time with min/max and the overhead of the medians. On a noisy machine the step-level
+figure cannot resolve costs of a few percent, so the table also gives the mixer's own time (the
+call, saliency pass included, timed in interleaved bursts) as a share of the vanilla step. The
+data are fixed random normalised images (the cost of a step does not depend on their content).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..losses import mixed_cross_entropy
 from ..mixer import mixed_forward
 from ..models import preactresnet18
 from ..registry import build, list_methods
-from .timing import Timing, machine_description, synchronize
+from .timing import Timing, machine_description, synchronize, time_interleaved
 
 #: GuidedMixup Table 2 (CUB, ResNet-18 at 224 px, batch 16/32/64; official codes, one process)
 PAPER_OVERHEAD: Dict[str, Tuple[float, float, float]] = {
@@ -34,6 +36,12 @@ PAPER_OVERHEAD: Dict[str, Tuple[float, float, float]] = {
     "comixup": (292.1, 490.2, 716.6),
 }
 BATCH_SIZES = (16, 32, 64, 100)
+
+
+def _mix_fn(mixer: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    def mix() -> None:
+        mixer(x, y, model=model if mixer.needs_model else None)
+    return mix
 
 
 def _step_fn(name: str, mixer: Optional[nn.Module], model: nn.Module, opt: torch.optim.Optimizer,
@@ -66,14 +74,15 @@ def parse_variant(spec: str) -> Tuple[str, dict]:
 
 
 def candidates(methods: Sequence[str], batch_size: int, device: torch.device, width: int,
-               num_classes: int, options: Optional[dict] = None) -> List[Tuple[str, Callable[[], None]]]:
-    """One training-step closure per method (and vanilla), each with its own model and optimiser
-    of identical initialisation, on the same fixed batch. A method may be a variant
-    ``"name:key=value;…"`` (see :func:`parse_variant`)."""
+               num_classes: int, options: Optional[dict] = None
+               ) -> Tuple[List[Tuple[str, Callable[[], None]]], List[Tuple[str, Callable[[], None]]]]:
+    """Training-step closures per method (and vanilla), each with its own model and optimiser of
+    identical initialisation, on the same fixed batch, and mixer-only closures. A method may be
+    a variant ``"name:key=value;…"`` (see :func:`parse_variant`)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, num_classes, (batch_size,), generator=gen).to(device)
-    steps = []
+    steps, mixes = [], []
     for name in ["vanilla", *methods]:
         torch.manual_seed(0)
         model = preactresnet18(num_classes, width=width).to(device)
@@ -82,7 +91,9 @@ def candidates(methods: Sequence[str], batch_size: int, device: torch.device, wi
         mixer = None if name == "vanilla" else build(method, seed=0, **{**(options or {}).get(method, {}),
                                                                         **extra})
         steps.append((name, _step_fn(name, mixer, model, opt, x, y)))
-    return steps
+        if mixer is not None:
+            mixes.append((name, _mix_fn(mixer, model, x, y)))
+    return steps, mixes
 
 
 def measure(steps: List[Tuple[str, Callable[[], None]]], rounds: int, warmup: int,
@@ -112,22 +123,29 @@ def run(methods: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = BA
              f"Model: PreActResNet-18 (width {width}), {num_classes} classes, 32×32 inputs, SGD; "
              f"{rounds} interleaved rounds after {warmup} warm-up round(s).", ""]
     for b in batch_sizes:
-        times = measure(candidates(methods, b, dev, width, num_classes, options), rounds, warmup, dev)
-        lines += _table(b, times)
+        steps, mixes = candidates(methods, b, dev, width, num_classes, options)
+        times = measure(steps, rounds, warmup, dev)
+        mix_times = time_interleaved(mixes, rounds=rounds, warmup=1, burst_ms=200.0, device=dev)
+        lines += _table(b, times, mix_times)
     return "\n".join(lines)
 
 
-def _table(batch_size: int, times: Dict[str, Timing]) -> List[str]:
+def _table(batch_size: int, times: Dict[str, Timing], mix_times: Dict[str, Timing]) -> List[str]:
     base = times["vanilla"].median_ms
     paper_col = {16: 0, 32: 1, 64: 2}.get(batch_size)
     out = [f"### Batch {batch_size}", "",
-           "| method | step ms (median) | min | max | overhead | paper (GuidedMixup T2, CUB) |",
-           "|---|---:|---:|---:|---:|---:|"]
+           "| method | step ms (median) | min | max | step overhead | mixer ms | mixer / vanilla step "
+           "| paper (GuidedMixup T2, CUB) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in times.items():
         over = "—" if name == "vanilla" else f"{100 * (t.median_ms - base) / base:+.1f} %"
+        mix = mix_times.get(name)
+        mix_ms = f"{mix.median_ms:.1f}" if mix else "—"
+        share = f"{100 * mix.median_ms / base:.1f} %" if mix else "—"
         paper = PAPER_OVERHEAD.get(name)  # variants ("name:…") have no published figure
         ref = f"+{paper[paper_col]:.1f} %" if paper and paper_col is not None else ""
-        out.append(f"| {name} | {t.median_ms:.1f} | {t.min_ms:.1f} | {t.max_ms:.1f} | {over} | {ref} |")
+        out.append(f"| {name} | {t.median_ms:.1f} | {t.min_ms:.1f} | {t.max_ms:.1f} | {over} | "
+                   f"{mix_ms} | {share} | {ref} |")
     out.append("")
     return out
 
