@@ -244,3 +244,112 @@ def test_greedy_pairing_for_other_mixers(name):
         model_pairs = mixkit.build(name, pairing="greedy", pairing_saliency="gradient", seed=0)
         assert model_pairs.needs_model
         mixkit.mixed_forward(model_pairs, TinyNet(), x, y)
+
+
+# ------------------------------------------------------------------------- review: more wiring
+def test_bad_saliency_values_are_refused():
+    x, y = demo_batch(4)
+    signed = torch.randn(4, 32, 32)
+    nan = torch.rand(4, 32, 32)
+    nan[1, 2, 2] = float("nan")
+    inf = torch.rand(4, 32, 32)
+    inf[0, 0, 0] = float("inf")
+    for name in ("guided-sr", "saliencymix", "rmix", "saliency-dcutmix", "mixup"):
+        kw = {"pairing": "greedy"} if name == "mixup" else {}
+        mixer = mixkit.build(name, seed=0, **kw)
+        for bad in (signed, nan, inf):
+            with pytest.raises(ValueError, match="finite and non-negative"):
+                mixer(x, y, saliency=bad)
+    with pytest.raises(ValueError, match=r"float, got \(4, 32, 32\) torch.int64"):
+        mixkit.build("guided-sr")(x, y, saliency=torch.ones(4, 32, 32, dtype=torch.int64))
+
+
+def test_guided_sr_blur_arguments_reach_the_maps():
+    x, y = demo_batch(6)
+    a = mixkit.build("guided-sr", blur_sigma=3.0)(x, y).params.mask
+    b = mixkit.build("guided-sr", blur_sigma=1.0, blur_kernel=3)(x, y).params.mask
+    assert not torch.allclose(a, b)
+    s = torch.rand(6, 32, 32)
+    sr = mixkit.build("guided-sr")(x, y, saliency=s).params.mask
+    ap = mixkit.build("guided-ap")(x, y, saliency=s).params.mask
+    torch.testing.assert_close(sr, ap)  # given maps are blurred once by both
+
+
+def test_rmix_checks_every_grid_up_front():
+    x, y = torch.randn(4, 3, 30, 30), torch.arange(4)
+    mixer = mixkit.build("rmix", seed=0)  # grids (2, 4): 4 does not divide 30
+    for _ in range(5):
+        with pytest.raises(ValueError, match="not divisible into a 4×4 grid"):
+            mixer(x, y, saliency=torch.rand(4, 30, 30))
+
+
+def test_saliency_dcutmix_centres_the_first_box_on_the_pasted_images_peak():
+    b, h = 8, 24
+    s = torch.zeros(b, h, h)
+    peaks = torch.randint(0, h, (b, 2), generator=torch.Generator().manual_seed(0))
+    s[torch.arange(b), peaks[:, 0], peaks[:, 1]] = 1.0
+    mixer = mixkit.build("saliency-dcutmix", k=3, seed=0)
+    for _ in range(5):
+        out = mixer(torch.randn(b, 3, h, h), torch.arange(b), saliency=s)
+        first = out.params.boxes[:, 0]  # box 1 receives image sources[:, 1]
+        p = peaks[out.params.sources[:, 1]]
+        non_empty = (first[:, 2] > first[:, 0]) & (first[:, 3] > first[:, 1])
+        inside = ((p[:, 0] >= first[:, 0]) & (p[:, 0] < first[:, 2])
+                  & (p[:, 1] >= first[:, 1]) & (p[:, 1] < first[:, 3]))
+        assert inside[non_empty].all()
+
+
+def test_resizemix_cuts_from_the_partners_salient_point():
+    b, h = 6, 16
+    s = torch.rand(b, h, h)
+    mixer = mixkit.build("resizemix", patch="cut", cut_from="salient", cam_layer="layer1", seed=1)
+    peak = s.flatten(1).argmax(1)
+    for _ in range(5):
+        out = mixer(torch.randn(b, 3, h, h), torch.arange(b), saliency=s)
+        src = out.params.source_boxes
+        p = peak[out.params.perm]
+        r, c = p // h, p % h
+        assert ((r >= src[:, 0]) & (r < src[:, 2]) & (c >= src[:, 1]) & (c < src[:, 3])).all()
+
+
+def test_saliencymix_official_box_is_centred_on_the_first_partner():
+    b, h = 6, 16
+    s = torch.zeros(b, h, h)
+    peaks = torch.tensor([[2, 3], [13, 4], [7, 7], [1, 14], [10, 10], [5, 12]])
+    s[torch.arange(b), peaks[:, 0], peaks[:, 1]] = 1.0
+    out = mixkit.build("saliencymix", reproduce_official=True, seed=4)(torch.randn(b, 3, h, h),
+                                                                         torch.arange(b), saliency=s)
+    r1, c1, r2, c2 = out.params.boxes.tolist()
+    pr, pc = peaks[out.params.perm[0]].tolist()
+    assert (r1 <= pr < r2 and c1 <= pc < c2) or r1 == r2 or c1 == c2
+
+
+def test_sample_pixel_where_is_uniform_over_the_marked_pixels():
+    from mixkit.saliency.filters import sample_pixel_where
+    mask = torch.zeros(2, 3, 3, dtype=torch.bool)
+    mask[0, 0, 1] = mask[0, 2, 2] = True  # map 1 empty: the whole image
+    u = torch.rand(4000, generator=torch.Generator().manual_seed(0))
+    picks = sample_pixel_where(mask.repeat(2000, 1, 1), u)  # (4000, 2)
+    first = picks[0::2]
+    assert set(map(tuple, first.tolist())) == {(0, 1), (2, 2)}
+    share = (first[:, 0] == 0).double().mean()
+    assert abs(float(share) - 0.5) < 0.05
+    second = picks[1::2]
+    assert len(set(map(tuple, second.tolist()))) == 9
+
+
+@pytest.mark.parametrize("name", mixkit.list_methods())
+def test_every_mixer_runs_on_the_meta_device(name):
+    """Nothing in a mixer mixes CPU and other-device tensors (a GPU stand-in that needs no GPU)."""
+    dev = torch.device("meta")
+    x = torch.empty(6, 3, 16, 16, device=dev)
+    y = torch.zeros(6, dtype=torch.long, device=dev)
+    saliency = torch.empty(6, 16, 16, device=dev)
+    options = mixkit.registry.method_options(name)
+    kw = {"k": 3} if "k" in options else {}
+    if name.startswith("guided"):  # the greedy cycle runs on the host by design (a tiny matrix)
+        kw["pairing"] = "random"
+    mixer = mixkit.build(name, seed=0, **kw)
+    model = TinyNet().to(dev)
+    logits, out = mixkit.mixed_forward(mixer, model, x, y, saliency=saliency)
+    assert logits.device == dev and out.weights.device == dev and out.sources.device == dev

@@ -91,13 +91,19 @@ def test_works_under_no_grad_and_autocast():
 def _ddp_worker():
     torch.manual_seed(0)
     net = torch.nn.parallel.DistributedDataParallel(TinyNet())
+    calls = []
+    wrapped_forward = net.forward
+    net.forward = lambda *a, **k: calls.append(1) or wrapped_forward(*a, **k)  # noqa: E731
     x, y = torch.randn(4, 3, 8, 8), torch.arange(4)
     s = gradient_saliency(net, x, y)
+    assert not calls  # the input-only pass bypasses the wrapper: DDP's reducer is never armed
     assert all(p.grad is None for p in net.parameters())
     # a normal synced step afterwards works (the reducer was not left expecting gradients)
     F.cross_entropy(net(x), y).backward()
     assert all(p.grad is not None for p in net.parameters())
+    calls.clear()
     s2, _ = gradient_saliency(net, x, y, keep_weight_grads=True, return_loss=True)
+    assert calls  # the kept clean loss goes through the wrapper, inside no_sync()
     F.cross_entropy(net(x), y).backward()
     return s, s2
 

@@ -129,3 +129,21 @@ def check_range(lo_hi: object, who: str, name: str, low: float = 0.0, high: floa
     if not low <= lo <= hi <= high:
         raise ValueError(f"{who}: expected {name} with {low} <= lo <= hi <= {high}, got {lo_hi!r}")
     return lo, hi
+
+
+def check_saliency_maps(saliency: object, shape: torch.Size, who: str) -> Tensor:
+    """``saliency`` must be float ``(B, H, W)`` matching the batch, finite and non-negative (values
+    checked under :func:`mixkit.set_value_checks`' policy)."""
+    b, _, h, w = shape
+    if not isinstance(saliency, Tensor):
+        raise TypeError(f"{who}: expected saliency to be a torch.Tensor (B, H, W), "
+                        f"got {type(saliency).__name__}")
+    if tuple(saliency.shape) != (b, h, w) or not saliency.is_floating_point():
+        raise ValueError(f"{who}: expected saliency of shape (B, H, W) = {(b, h, w)} float, got "
+                         f"{tuple(saliency.shape)} {saliency.dtype}")
+    if value_checks_on(saliency) and saliency.numel():
+        lo, hi = (float(v) for v in torch.aminmax(saliency.detach()))
+        if not (lo >= 0 and hi < float("inf")):  # also False for NaN
+            raise ValueError(f"{who}: saliency must be finite and non-negative (got min {lo}, max "
+                             f"{hi}); shift or ReLU signed maps such as CAMs")
+    return saliency.detach()

@@ -159,7 +159,7 @@ class Mixer(nn.Module):
                     raise ValueError(f"{who}: params.{name} must hold batch indices in [0, {b}), "
                                      f"got min {lo}, max {hi}")
         boxes = getattr(params, "boxes", None)
-        if isinstance(boxes, Tensor) and boxes.numel():
+        if isinstance(boxes, Tensor) and boxes.numel() and value_checks_on(boxes):
             if int(boxes.min()) < 0 or int(boxes[..., 2].max()) > h or int(boxes[..., 3].max()) > w:
                 raise ValueError(f"{who}: params.boxes do not fit images of {h}×{w} "
                                  "(drawn for another image size?)")

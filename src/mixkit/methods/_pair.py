@@ -8,7 +8,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_saliency_maps
 from ..batch import MixedBatch, pair_sources, pair_weights
 from ..mixer import Mixer
 from ..pairing import PAIRINGS, SALIENCY_PAIRINGS, make_pairs
@@ -98,9 +98,8 @@ class PairMixer(Mixer):
                     raise ValueError(f"{who}: pairing_saliency='gradient' needs model= and the labels")
                 from ..saliency.gradient import gradient_saliency
                 saliency = gradient_saliency(model, x, y)
-        elif tuple(saliency.shape) != (shape[0], shape[2], shape[3]):
-            raise ValueError(f"{who}: expected saliency of shape (B, H, W) = "
-                             f"{(shape[0], shape[2], shape[3])}, got {tuple(saliency.shape)}")
+        else:
+            saliency = check_saliency_maps(saliency, shape, who)
         return self._pairs(shape[0], saliency.detach())
 
     def _result(self, mixed: Tensor, y: Tensor, perm: Tensor, self_weight: Union[float, Tensor],

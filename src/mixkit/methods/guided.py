@@ -13,26 +13,23 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_int, check_positive
-from ..batch import MixedBatch
-from ..blend import mask_blend
 from ..pairing import DISTANCES, make_pairs
 from ..registry import register
 from ..saliency.filters import gaussian_blur, normalize_sum
-from ..saliency.gradient import gradient_saliency, resolve_dtype
 from ..saliency.spectral import spectral_residual
-from ._pair import PairMixer
-from ._saliency import MaskParams, SaliencyMixin
+from ._saliency import GradientSaliencyMixin, MaskPairMixer, MaskParams, SaliencyMixin
 
 
 def ratio_mask(z: Tensor, perm: Tensor) -> Tensor:
-    """Pixel-wise mixing ratio ``z_i / (z_i + z_π(i))`` (paper eq. 2) ``(B, 1, H, W)``; ½ where both
-    maps are 0 (the official code divides by zero there)."""
+    """Pixel-wise mixing ratio ``z_i / (z_i + z_π(i))`` (paper eq. 2) ``(B, 1, H, W)`` in [0, 1]
+    for non-negative maps; ½ where both maps are 0 (the official code divides by zero there)."""
+    z = z.clamp_min(0)
     partner = z.index_select(0, perm.to(z.device))
     total = z + partner
     return torch.where(total > 0, z / total.clamp_min(1e-30), 0.5).unsqueeze(1)
 
 
-class GuidedMixup(SaliencyMixin, PairMixer):
+class GuidedMixup(SaliencyMixin, MaskPairMixer):
     """Shared part of Guided-SR and Guided-AP (paper §4).
 
     Saliency → Gaussian blur (kernel 7, σ 3) → sum-to-1 maps ``z`` → pairs (greedy maximum-distance
@@ -40,8 +37,6 @@ class GuidedMixup(SaliencyMixin, PairMixer):
     ``x̃ = m ⊙ x_i + (1 − m) ⊙ x_π(i)``; label share of ``x_i`` = mean of ``m`` (eq. 3). Nothing is
     random except the coin of ``prob`` (and the permutation with ``pairing="random"``).
     """
-
-    params_type = MaskParams
 
     def __init__(self, *, pairing: str = "greedy", distance: str = "l2",
                  partition: Optional[int] = None, blur_kernel: int = 7, blur_sigma: float = 3.0,
@@ -56,20 +51,16 @@ class GuidedMixup(SaliencyMixin, PairMixer):
             raise ValueError(f"{who}: expected an odd blur_kernel, got {blur_kernel}")
         self.blur_sigma = check_positive(blur_sigma, who, "blur_sigma")
 
-    def _maps(self, saliency: Tensor) -> Tensor:
-        """Blurred, sum-to-1 maps ``z`` ``(B, H, W)``."""
+    def _maps(self, saliency: Tensor, given: bool) -> Tensor:
+        """Blurred, sum-to-1 maps ``z`` ``(B, H, W)`` (``given``: the maps came from ``saliency=``)."""
         return normalize_sum(gaussian_blur(saliency.float(), self.blur_kernel, self.blur_sigma))
 
     def _sample(self, shape: torch.Size, *, x: Optional[Tensor], y: Optional[Tensor],
                 model: Optional[nn.Module], saliency: Optional[Tensor]) -> MaskParams:
-        z = self._maps(self._saliency(shape, x, y, model, saliency))
+        z = self._maps(self._saliency(shape, x, y, model, saliency), given=saliency is not None)
         perm = make_pairs(self.pairing, shape[0], self.generator, saliency=z,
                           partition=self.partition, distance=self.distance)
         return MaskParams(perm=perm, mask=ratio_mask(z, perm))
-
-    def _apply(self, x: Tensor, y: Tensor, params: MaskParams) -> MixedBatch:
-        mixed, own = mask_blend(x, params.perm, params.mask, self.inplace)
-        return self._result(mixed, y, params.perm, own, params)
 
 
 @register("guided-sr")
@@ -83,7 +74,8 @@ class GuidedSR(GuidedMixup):
         partition: pair within contiguous chunks of this size (official FGVC ``m_part``).
         blur_kernel, blur_sigma: the Gaussian blur of the maps (paper: 7, 3).
         double_blur: blur twice, as the official code (the spectral-residual routine already
-            blurs); default False, the single blur the paper describes.
+            blurs); default False, the single blur the paper describes. Maps given with
+            ``saliency=`` are blurred once by the mixer.
         prob: probability of mixing a batch (official recipes: 0.5 for CIFAR/Tiny/FGVC).
         inplace, seed, generator: see :class:`~mixkit.Mixup`.
 
@@ -108,16 +100,17 @@ class GuidedSR(GuidedMixup):
         self.double_blur = bool(double_blur)
 
     def _compute_saliency(self, x: Tensor, y: Optional[Tensor], model: Optional[nn.Module]) -> Tensor:
-        return spectral_residual(x, mode="guided")  # includes its own (7, σ3) blur
+        # the routine's own Gaussian blur is the paper's one blur
+        return spectral_residual(x, mode="guided", blur_kernel=self.blur_kernel, blur_sigma=self.blur_sigma)
 
-    def _maps(self, saliency: Tensor) -> Tensor:
-        if self.double_blur:
-            return super()._maps(saliency)
-        return normalize_sum(saliency.float())
+    def _maps(self, saliency: Tensor, given: bool) -> Tensor:
+        if given or self.double_blur:  # user maps get the paper's blur; the official code blurs twice
+            return super()._maps(saliency, given)
+        return normalize_sum(saliency.float().clamp_min(0))
 
 
 @register("guided-ap")
-class GuidedAP(GuidedMixup):
+class GuidedAP(GradientSaliencyMixin, GuidedMixup):
     r"""Guided-AP: GuidedMixup with input-gradient saliency (one extra forward + input backward).
 
     Args:
@@ -141,8 +134,6 @@ class GuidedAP(GuidedMixup):
         then (``bn_mode="train"`` restores the official behaviour). No NaN for all-zero maps.
     """
 
-    needs_model = True
-
     def __init__(self, *, pairing: str = "greedy", distance: str = "l2",
                  partition: Optional[int] = None, blur_kernel: int = 7, blur_sigma: float = 3.0,
                  clean_weight: float = 0.0, bn_mode: Optional[str] = None,
@@ -152,14 +143,4 @@ class GuidedAP(GuidedMixup):
         super().__init__(pairing=pairing, distance=distance, partition=partition,
                          blur_kernel=blur_kernel, blur_sigma=blur_sigma, inplace=inplace, prob=prob,
                          seed=seed, generator=generator)
-        if clean_weight < 0:
-            raise ValueError(f"GuidedAP: expected clean_weight >= 0, got {clean_weight!r}")
-        self.clean_weight = float(clean_weight)
-        self.bn_mode = bn_mode
-        self.saliency_dtype = saliency_dtype
-        resolve_dtype(saliency_dtype)  # validate now
-
-    def _compute_saliency(self, x: Tensor, y: Optional[Tensor], model: Optional[nn.Module]) -> Tensor:
-        return gradient_saliency(model, x, y, bn_mode=self.bn_mode,
-                                 keep_weight_grads=self.clean_weight > 0, clean_weight=self.clean_weight,
-                                 dtype=self.saliency_dtype)
+        self._init_gradient(clean_weight, bn_mode, saliency_dtype)

@@ -21,8 +21,7 @@ from ..mixer import Mixer
 from ..registry import register
 from ..sampling import dirichlet, permutation
 from ..saliency.filters import argmax_pixel
-from ..saliency.finegrained import fine_grained_saliency, to_uint8
-from ._saliency import SaliencyMixin, check_mean_std
+from ._saliency import DetectorSaliencyMixin
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ class DCutMix(KImageMixer):
 
 
 @register("saliency-dcutmix")
-class SaliencyDCutMix(SaliencyMixin, DCutMix):
+class SaliencyDCutMix(DetectorSaliencyMixin, DCutMix):
     r"""Saliency-DCutMix: DCutMix whose box ``k`` is centred on the most salient pixel of the image
     pasted into it (K-image paper, supplement "Saliency-DCutMix").
 
@@ -210,18 +209,16 @@ class SaliencyDCutMix(SaliencyMixin, DCutMix):
                  std: Optional[Sequence[float]] = None, prob: float = 1.0,
                  seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
         super().__init__(k=k, alpha=alpha, prob=prob, seed=seed, generator=generator)
-        self.mean, self.std = check_mean_std(mean, std, type(self).__name__)
-
-    def _compute_saliency(self, x: Tensor, y: Optional[Tensor], model: Optional[nn.Module]) -> Tensor:
-        return fine_grained_saliency(to_uint8(x, self.mean, self.std))
+        self._init_detector(mean, std)
 
     def _sample(self, shape: torch.Size, *, x: Optional[Tensor], y: Optional[Tensor],
                 model: Optional[nn.Module], saliency: Optional[Tensor]) -> NestedBoxParams:
         base = self._draw_sources(shape)
         b, _, h, w = shape
         s = self._saliency(shape, x, y, model, saliency)  # (B, H, W), one map per image
+        peaks = argmax_pixel(s)  # (B, 2): each image's most salient pixel
         sources = base.sources[:, 1:].to(s.device)  # (B, K − 1): the pasted images
-        centres = argmax_pixel(s.index_select(0, sources.reshape(-1))).view(b, self.k - 1, 2)
+        centres = peaks[sources]  # (B, K − 1, 2)
         boxes = salient_nested_boxes(stick_breaking_sides(base.phi, h, w), centres)
         return NestedBoxParams(sources=base.sources, phi=base.phi, boxes=boxes)
 
@@ -277,7 +274,8 @@ def nested_weights(boxes: Tensor, height: int, width: int) -> Tensor:
     """Exact shares of nested boxes ``(B, K − 1, 4)``: image 0 owns the image minus box 1, image
     ``k`` owns box ``k`` minus box ``k + 1``, the last image its whole box. ``(B, K)`` float32."""
     b = boxes.shape[0]
-    areas = torch.cat([torch.full((b, 1), height * width), box_area(boxes)], dim=1)  # (B, K)
+    areas = torch.cat([torch.full((b, 1), height * width, device=boxes.device), box_area(boxes)],
+                      dim=1)  # (B, K)
     owned = areas.clone()
     owned[:, :-1] -= areas[:, 1:]
     return (owned.to(torch.float64) / (height * width)).to(torch.float32)

@@ -14,30 +14,25 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_int, check_positive
-from ..batch import MixedBatch
-from ..blend import mask_blend
 from ..registry import register
 from ..sampling import beta_scalar, randint
 from ..saliency.filters import normalize_sum, pool_grid
-from ..saliency.gradient import gradient_saliency, resolve_dtype
-from ._pair import PairDraw, PairMixer
-from ._saliency import SaliencyMixin
+from ._saliency import GradientSaliencyMixin, MaskPairMixer, MaskParams
 
 #: the action space of the official code: 10 quantile levels, linspace(0, 0.99, 10)
 QUANTILES: Tuple[float, ...] = tuple(round(0.11 * i, 2) for i in range(10))
 
 
 @dataclass(frozen=True)
-class RMixParams(PairDraw):
-    """R-Mix params: partner ``perm`` ``(B,)``; ``grid`` blocks per side; ``quantile`` ``(B,)`` the
-    threshold level of each image; ``weight`` the batch's ``w₁``; ``mask`` ``(B, 1, H, W)`` the
-    share of each image itself (``w₁`` where both blocks are top or both least, 1 or 0 where one
-    is top)."""
+class RMixParams(MaskParams):
+    """R-Mix params: partner ``perm`` ``(B,)``; ``mask`` ``(B, 1, H, W)`` the share of each image
+    itself (``w₁`` where both blocks are top or both least, 1 or 0 where one is top); ``grid``
+    blocks per side; ``quantile`` ``(B,)`` the threshold level of each image; ``weight`` the
+    batch's ``w₁``."""
 
     grid: int
     quantile: Tensor
     weight: float
-    mask: Tensor
 
 
 def top_blocks(scores: Tensor, q: Tensor) -> Tensor:
@@ -53,7 +48,7 @@ def top_blocks(scores: Tensor, q: Tensor) -> Tensor:
 
 
 @register("rmix")
-class RMix(SaliencyMixin, PairMixer):
+class RMix(GradientSaliencyMixin, MaskPairMixer):
     r"""R-Mix (Strategy 3 of the supplement's Table 3).
 
     Input-gradient saliency, average-pooled to a ``g × g`` grid (``g`` drawn per batch from
@@ -92,7 +87,6 @@ class RMix(SaliencyMixin, PairMixer):
         ``bn_mode="train"`` restores that).
     """
 
-    needs_model = True
     params_type = RMixParams
 
     def __init__(self, *, alpha: float = 1.0, grids: Sequence[int] = (2, 4),
@@ -109,25 +103,16 @@ class RMix(SaliencyMixin, PairMixer):
         if not self.grids or not self.quantiles or not all(0.0 <= q <= 1.0 for q in self.quantiles):
             raise ValueError(f"{who}: expected non-empty grids and quantiles in [0, 1], got "
                              f"{grids!r}, {quantiles!r}")
-        if clean_weight < 0:
-            raise ValueError(f"{who}: expected clean_weight >= 0, got {clean_weight!r}")
-        self.clean_weight = float(clean_weight)
-        self.bn_mode = bn_mode
-        self.saliency_dtype = saliency_dtype
-        resolve_dtype(saliency_dtype)  # validate now
-
-    def _compute_saliency(self, x: Tensor, y: Optional[Tensor], model: Optional[nn.Module]) -> Tensor:
-        return gradient_saliency(model, x, y, bn_mode=self.bn_mode,
-                                 keep_weight_grads=self.clean_weight > 0, clean_weight=self.clean_weight,
-                                 dtype=self.saliency_dtype)
+        self._init_gradient(clean_weight, bn_mode, saliency_dtype)
 
     def _sample(self, shape: torch.Size, *, x: Optional[Tensor], y: Optional[Tensor],
                 model: Optional[nn.Module], saliency: Optional[Tensor]) -> RMixParams:
         b, _, h, w = shape
-        grid = self.grids[int(randint(len(self.grids), (), self.generator))]
-        if h % grid or w % grid:
+        bad = [g for g in self.grids if h % g or w % g]
+        if bad:  # checked for every candidate grid, so no batch fails at random
             raise ValueError(f"{type(self).__name__}: image {h}×{w} is not divisible into a "
-                             f"{grid}×{grid} grid")
+                             f"{bad[0]}×{bad[0]} grid (grids={self.grids})")
+        grid = self.grids[int(randint(len(self.grids), (), self.generator))]
         levels = torch.tensor(self.quantiles, dtype=torch.float64)
         q = levels[randint(len(self.quantiles), (b,), self.generator)]  # (B,)
         w1 = beta_scalar(self.alpha, self.alpha, self.generator)
@@ -140,8 +125,4 @@ class RMix(SaliencyMixin, PairMixer):
         # equal roles → blend with w₁; different roles → keep the top one
         mask = torch.where(top == partner_top, torch.full_like(top, w1, dtype=torch.float32),
                            top.float())
-        return RMixParams(perm=perm, grid=grid, quantile=q, weight=w1, mask=mask.unsqueeze(1))
-
-    def _apply(self, x: Tensor, y: Tensor, params: RMixParams) -> MixedBatch:
-        mixed, own = mask_blend(x, params.perm, params.mask, self.inplace)
-        return self._result(mixed, y, params.perm, own, params)
+        return RMixParams(perm=perm, mask=mask.unsqueeze(1), grid=grid, quantile=q, weight=w1)

@@ -17,13 +17,13 @@ from ..geometry import cutmix_boxes
 from ..registry import register
 from ..sampling import beta_scalar
 from ..saliency.filters import argmax_pixel
-from ..saliency.finegrained import fine_grained_saliency, to_uint8
-from ._saliency import SaliencyMixin, check_mean_std
+from ..pairing import SALIENCY_PAIRINGS
+from ._saliency import DetectorSaliencyMixin
 from .cutmix import BoxParams, BoxPasteMixer
 
 
 @register("saliencymix")
-class SaliencyMix(SaliencyMixin, BoxPasteMixer):
+class SaliencyMix(DetectorSaliencyMixin, BoxPasteMixer):
     r"""SaliencyMix: a CutMix box centred on the partner's most salient pixel.
 
     ``λ ~ Beta(α, α)`` once per batch (box side ``⌊side·sqrt(1 − λ)⌋``, CutMix's clipped box); each
@@ -62,21 +62,28 @@ class SaliencyMix(SaliencyMixin, BoxPasteMixer):
         super().__init__(pairing=pairing, inplace=inplace, prob=prob, seed=seed, generator=generator)
         who = type(self).__name__
         self.alpha = check_positive(alpha, who, "alpha")
-        self.mean, self.std = check_mean_std(mean, std, who)
+        self._init_detector(mean, std)
         self.reproduce_official = bool(reproduce_official)
-
-    def _compute_saliency(self, x: Tensor, y: Optional[Tensor], model: Optional[nn.Module]) -> Tensor:
-        return fine_grained_saliency(to_uint8(x, self.mean, self.std))
 
     def _sample(self, shape: torch.Size, *, x: Optional[Tensor], y: Optional[Tensor],
                 model: Optional[nn.Module], saliency: Optional[Tensor]) -> BoxParams:
         b, _, h, w = shape
         lam = beta_scalar(self.alpha, self.alpha, self.generator)
-        s = self._saliency(shape, x, y, model, saliency)  # (B, H, W), one map per image
-        perm = self._pairs(b, s)
-        peaks = argmax_pixel(s.index_select(0, perm.to(s.device)))  # (B, 2): each partner's peak
-        if self.reproduce_official:
-            peaks = peaks[:1]
+        if self.reproduce_official and self.pairing not in SALIENCY_PAIRINGS:
+            # the official code looks at one image only, x_π(0): run the detector on it alone
+            perm = self._pairs(b)
+            first = perm[:1]
+            if saliency is None and x is not None:
+                one = self._saliency(torch.Size((1, *shape[1:])), x[first.to(x.device)], None, model, None)
+            else:
+                one = self._saliency(shape, x, y, model, saliency)[first.to(saliency.device)]
+            peaks = argmax_pixel(one)  # (1, 2)
+        else:
+            s = self._saliency(shape, x, y, model, saliency)  # (B, H, W), one map per image
+            perm = self._pairs(b, s)
+            peaks = argmax_pixel(s)[perm.to(s.device)]  # (B, 2): each partner's peak
+            if self.reproduce_official:
+                peaks = peaks[:1]
         lams = torch.full((peaks.shape[0],), lam, dtype=torch.float64)
         boxes = cutmix_boxes(lams, h, w, None, centers=peaks)
         if self.reproduce_official:

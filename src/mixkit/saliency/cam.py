@@ -74,8 +74,8 @@ def class_activation_map(model: nn.Module, x: Tensor, layer: Union[str, nn.Modul
     layer = _layer(net, layer)
     with torch.no_grad(), model_mode(net, training):
         _, feats = _forward_with_features(net, layer, x)
-    w = classifier.weight[target.long()].float()  # (B, K)
-    cam = torch.einsum("bkhw,bk->bhw", feats.float(), w)
-    if classifier.bias is not None:
-        cam = cam + classifier.bias[target.long()].float()[:, None, None]
-    return resize_maps(cam, tuple(x.shape[-2:]))
+        w = classifier.weight[target.long()].float()  # (B, K)
+        cam = torch.einsum("bkhw,bk->bhw", feats.float(), w)
+        if classifier.bias is not None:
+            cam = cam + classifier.bias[target.long()].float()[:, None, None]
+        return resize_maps(cam, tuple(x.shape[-2:]))

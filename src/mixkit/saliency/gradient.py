@@ -75,6 +75,8 @@ def gradient_saliency(model: nn.Module, x: Tensor, y: Tensor, *, bn_mode: Option
     every method normalises away.
     """
     keep = bool(keep_weight_grads)
+    if keep and not clean_weight > 0:
+        raise ValueError(f"gradient_saliency: keep_weight_grads needs clean_weight > 0, got {clean_weight!r}")
     training = bn_training(bn_mode, keep)
     net = model if keep else unwrap(model)
     inputs = x.detach().requires_grad_(True)

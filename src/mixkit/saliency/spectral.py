@@ -14,11 +14,11 @@ kernel 7, σ 3, reflect padding; resized back to ``(H, W)``. No min-max normalis
 re-run of that code (torchvision 0.29, CPU) the maps agree to a relative 3e-5 (32×32 input) and
 1.5e-4 (224×224), almost all of it from the first difference below (4e-7 with equal gray weights):
 
-* gray weights are the library's :data:`~mixkit.saliency.filters.LUMA` (0.299, 0.587, 0.114);
-  torchvision's ``Grayscale``, which the reference calls, uses 0.2989 for red;
+* gray weights are the library's :data:`~mixkit.saliency.filters.LUMA`, torchvision's
+  ``rgb_to_grayscale`` weights (0.2989, 0.587, 0.114), as the reference;
 * the 3×3 mean is an average pool of the padded map rather than a convolution with taps 1/9 (same
-  value, different rounding; never TF32 on CUDA), and the Gaussian taps are computed in float64
-  (:func:`~mixkit.saliency.filters.gaussian_kernel1d`);
+  value, different rounding; never TF32 on CUDA), and the Gaussian taps are computed in the
+  working dtype on the device (:func:`~mixkit.saliency.filters.gaussian_kernel1d`);
 * the resizes are ``F.interpolate(mode="bilinear", align_corners=False)`` without antialiasing,
   which is what torchvision's tensor ``Resize`` did in the reference's time (its requirements pin
   2022 packages). torchvision ≥ 0.17 antialiases by default when shrinking; run that way, the
@@ -66,7 +66,8 @@ _GUIDED_EPS = 1e-10
 _HZ_REL_EPS = 1e-10
 
 
-def spectral_residual(x: Tensor, mode: str = "guided", working_size: Optional[int] = None) -> Tensor:
+def spectral_residual(x: Tensor, mode: str = "guided", working_size: Optional[int] = None,
+                      blur_kernel: int = 7, blur_sigma: float = 3.0) -> Tensor:
     """Spectral-residual saliency maps of a batch.
 
     Args:
@@ -75,6 +76,7 @@ def spectral_residual(x: Tensor, mode: str = "guided", working_size: Optional[in
         working_size: ``"guided"``: images with ``H > working_size`` are shrunk to
             ``working_size``×``working_size`` (default 128); ``"hou_zhang"``: the square size the
             spectrum is computed at (default ``min(64, H, W)``, at least 2). An int >= 2.
+        blur_kernel, blur_sigma: the Gaussian blur of mode ``"guided"`` (GuidedMixup: 7, 3).
 
     Returns:
         ``(B, H, W)`` non-negative saliency, float32 (float64 for float64 input), on ``x``'s device,
@@ -102,7 +104,7 @@ def spectral_residual(x: Tensor, mode: str = "guided", working_size: Optional[in
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     gray = to_gray(x.detach().to(work))  # (B, H, W)
     if mode == "guided":
-        return _guided(gray, size)
+        return _guided(gray, size, blur_kernel, blur_sigma)
     return _hou_zhang(gray, size)
 
 
@@ -118,7 +120,7 @@ def _box3(s: Tensor, padding: str) -> Tensor:
     return F.avg_pool2d(p, kernel_size=3, stride=1).squeeze(1)
 
 
-def _guided(gray: Tensor, size: int) -> Tensor:
+def _guided(gray: Tensor, size: int, blur_kernel: int = 7, blur_sigma: float = 3.0) -> Tensor:
     """GuidedMixup's spectral residual of gray maps ``(B, H, W)`` (see the module notes)."""
     h, w = gray.shape[-2:]
     shrink = h > size  # the reference tests the height only and then resizes to a square
@@ -130,7 +132,7 @@ def _guided(gray: Tensor, size: int) -> Tensor:
     spec = torch.complex(spec.real * residual / mag, spec.imag * residual / mag)  # phase kept
     back = torch.fft.ifft2(spec)
     s = (back.real ** 2 + back.imag ** 2).sqrt()  # (B, h', w') magnitude, not squared
-    s = gaussian_blur(s, kernel_size=7, sigma=3.0, padding="reflect")
+    s = gaussian_blur(s, kernel_size=blur_kernel, sigma=blur_sigma, padding="reflect")
     return resize_maps(s, (h, w)) if shrink else s
 
 
