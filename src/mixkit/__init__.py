@@ -10,7 +10,7 @@ from ._checks import set_value_checks
 from .batch import MixedBatch, NoMix
 from .buffers import set_buffer_reuse
 from .compose import RandomChoice
-from .losses import mixed_cross_entropy, soft_target_cross_entropy
+from .losses import bce_on_softmax, mixed_cross_entropy, soft_target_cross_entropy
 from . import saliency
 from .methods import (CutMix, DCutMix, DMixup, GuidedAP, GuidedSR, ManifoldMixup, Mixup, RMix,
                       ResizeMix, SaliencyDCutMix, SaliencyMix)
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CutMix", "DCutMix", "DMixup", "GuidedAP", "GuidedSR", "ManifoldMixup", "MixedBatch", "Mixer",
-    "Mixup", "NoMix", "RMix", "RandomChoice", "ResizeMix", "SaliencyDCutMix", "SaliencyMix", "build",
-    "list_methods", "mixed_cross_entropy", "mixed_forward", "saliency",
-    "register", "set_buffer_reuse", "set_value_checks", "soft_target_cross_entropy",
+    "Mixup", "NoMix", "RMix", "RandomChoice", "ResizeMix", "SaliencyDCutMix", "SaliencyMix",
+    "bce_on_softmax", "build", "list_methods", "mixed_cross_entropy", "mixed_forward", "register",
+    "saliency", "set_buffer_reuse", "set_value_checks", "soft_target_cross_entropy",
 ]

@@ -1,4 +1,4 @@
-"""The ``mixkit`` command: ``mixkit show``, ``mixkit list``, ``mixkit bench ops``."""
+"""The ``mixkit`` command: ``train``, ``eval``, ``demo``, ``show``, ``list``, ``bench``."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _methods(arg: str) -> List[str]:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixkit", description="Mixing augmentations for image "
-                                     "classification: pictures, benchmarks (and, soon, training).")
+                                     "classification: training, evaluation, pictures, benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("show", help="picture grid of what each mixer makes from bundled images")
@@ -59,6 +59,27 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="a method option, e.g. -o dcutmix.k=5 (repeatable)")
 
     sub.add_parser("list", help="list the registered methods and their options")
+
+    from .train.config import get_args_parser as train_parser
+    from .train.demo import add_demo_args
+
+    train_parser(sub.add_parser("train", help="train a model with a mixer (recipes: --list-recipes)"))
+    add_demo_args(sub.add_parser("demo", help="train vanilla and mixers on the bundled demo set, "
+                                 "evaluate them and write a report"))
+    ev = sub.add_parser("eval", help="evaluate a training checkpoint (errors, calibration, "
+                        "robustness, OOD)")
+    ev.add_argument("checkpoint", type=Path, help="checkpoint.pt of a run (or the run directory)")
+    ev.add_argument("--out", type=Path, default=None, help="output directory (default RUN/eval)")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda, … (default auto)")
+    ev.add_argument("--batch-size", type=int, default=None, help="default: the run's eval batch size")
+    ev.add_argument("--no-fgsm", action="store_true", help="skip FGSM robust accuracy")
+    ev.add_argument("--pgd-steps", type=int, default=0, help="PGD steps (0: no PGD; e.g. 10)")
+    ev.add_argument("--eps", type=float, default=8 / 255, help="attack radius in pixels (default 8/255)")
+    ev.add_argument("--corruptions", action="store_true",
+                    help="Gaussian-noise and random-replacement background errors")
+    ev.add_argument("--cifar-c", type=Path, default=None, help="CIFAR-10-C/100-C folder (*.npy)")
+    ev.add_argument("--ood", type=Path, default=None, help="ImageFolder of out-of-distribution images")
+    ev.add_argument("--seed", type=int, default=0, help="seed of PGD starts and corruptions (default 0)")
 
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
@@ -95,6 +116,30 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name in list_methods():
             print(f"{name:18s} {', '.join(method_options(name))}")
         return 0
+    if args.command == "train":
+        return _train(args)
+    if args.command == "demo":
+        from .train.demo import run_demo
+
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        mixers = [m for m in methods if m not in ("none", "vanilla")]
+        if mixers:
+            _methods(",".join(mixers))  # validates the names
+        report = run_demo(methods, args.out, args.epochs, args.seed, progress=not args.no_progress)
+        print(f"report: {report}")
+        return 0
+    if args.command == "eval":
+        from .train.evaluate import evaluate_checkpoint, format_result
+
+        path = args.checkpoint / "checkpoint.pt" if args.checkpoint.is_dir() else args.checkpoint
+        result = evaluate_checkpoint(path, out_dir=args.out, device=args.device,
+                                     batch_size=args.batch_size, fgsm=not args.no_fgsm,
+                                     pgd_steps=args.pgd_steps, eps=args.eps,
+                                     corruptions=args.corruptions, cifar_c=args.cifar_c,
+                                     ood=args.ood, seed=args.seed)
+        print(format_result(result))
+        print(f"wrote {Path(result['reliability_png']).parent / 'eval.json'}")
+        return 0
     if args.command == "show":
         from .viz import show
 
@@ -128,6 +173,25 @@ def main(argv: Optional[List[str]] = None) -> int:
                          args.device, peers=not args.no_peers)
         return _emit(report, args.out)
     return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train.config import list_recipes, resolve
+    from .train.engine import Interrupted, fit
+
+    if args.list_recipes:
+        print("\n".join(list_recipes()))
+        return 0
+    try:
+        config = resolve(args)
+    except ValueError as err:
+        raise SystemExit(f"mixkit train: {err}") from None
+    try:
+        fit(config)
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        return 130
+    return 0
 
 
 def _emit(report: str, out: Optional[Path]) -> int:

@@ -48,6 +48,16 @@ def mixed_cross_entropy(logits: Tensor, out: MixedBatch, smoothing: float = 0.0,
     return _reduce((out.weights * nll).sum(dim=1), reduction)
 
 
+def bce_on_softmax(logits: Tensor, out: MixedBatch, smoothing: float = 0.0) -> Tensor:
+    """``BCE(softmax(z), y_mix)`` averaged over all ``B·N`` entries — the training loss of the
+    Manifold Mixup / PuzzleMix / Co-Mixup / GuidedMixup CIFAR and Tiny-ImageNet codes (methods.md
+    §0), for faithful reproduction of their numbers. Not the same loss as the soft-target
+    cross-entropy (different gradient, a 1/N scale). Computed in float32."""
+    targets = out.targets(logits.shape[1], smoothing)
+    probs = F.softmax(logits.float(), dim=-1)
+    return F.binary_cross_entropy(probs, targets)
+
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return loss.mean()

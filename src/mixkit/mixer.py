@@ -14,9 +14,10 @@ per batch whether to mix; an unmixed batch is returned as is (``out.params`` is 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
-from typing import Any, ClassVar, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, ContextManager, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -177,12 +178,24 @@ class Mixer(nn.Module):
         return self._apply(x, y, params)
 
 
-def mixed_forward(mixer: Mixer, model: nn.Module, x: Tensor, y: Tensor, *,
-                  saliency: Optional[Tensor] = None) -> Tuple[Tensor, MixedBatch]:
+def mixed_forward(mixer: Optional[Mixer], model: nn.Module, x: Tensor, y: Tensor, *,
+                  saliency: Optional[Tensor] = None,
+                  model_context: Optional[ContextManager] = None) -> Tuple[Tensor, MixedBatch]:
     """Mix and run the model: ``(logits, out)`` for every kind of mixer.
 
     Input-level mixers feed ``out.inputs`` to the model; feature-level mixers (Manifold Mixup,
-    AlignMix) mix inside it; model-aware mixers get ``model`` for their saliency pass.
+    AlignMix) mix inside it; model-aware mixers get ``model`` for their saliency pass. ``mixer=None``
+    runs the model on the clean batch (``out`` is the identity mix), so one training step serves
+    vanilla and mixed runs.
+
+    ``model_context`` (e.g. ``torch.autocast("cuda", dtype=torch.bfloat16)``) wraps only the
+    training forward: the mixing itself (pairing costs, masks, label weights) stays in the images'
+    dtype. A mixer's own saliency pass has its own precision option (``saliency_dtype``).
     """
-    out = mixer(x, y, model=model if mixer.needs_model else None, saliency=saliency)
-    return mixer.model_forward(model, out), out
+    if mixer is None:
+        out = MixedBatch.identity(x, y)
+    else:
+        out = mixer(x, y, model=model if mixer.needs_model else None, saliency=saliency)
+    with model_context if model_context is not None else contextlib.nullcontext():
+        logits = model(out.inputs) if mixer is None else mixer.model_forward(model, out)
+    return logits, out
