@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -34,13 +35,24 @@ def parse_options(pairs: List[str]) -> Dict[str, Dict[str, object]]:
     return options
 
 
-def _methods(arg: str) -> List[str]:
+def methods_arg(arg: str) -> List[str]:
     names = list_methods() if arg == "all" else [m.strip() for m in arg.split(",") if m.strip()]
     unknown = [m for m in names if m not in list_methods()]
     if unknown:
         raise SystemExit(f"mixkit: unknown method(s) {', '.join(unknown)}; valid: "
                          f"{', '.join(list_methods())}")
     return names
+
+
+#: ``mixkit bench NAME`` runs ``mixkit.bench.NAME``: a module with ``HELP``, ``add_args(parser)``
+#: and ``main(args) -> int``.
+BENCH_COMMANDS = ("ops", "pairing", "overhead")
+#: more top-level commands, ``NAME: module``; each module has ``HELP``, ``add_args``, ``main``.
+COMMAND_MODULES: Dict[str, str] = {}
+
+
+def _bench_module(name: str):
+    return importlib.import_module(f"{__package__}.bench.{name}")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -81,32 +93,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ood", type=Path, default=None, help="ImageFolder of out-of-distribution images")
     ev.add_argument("--seed", type=int, default=0, help="seed of PGD starts and corruptions (default 0)")
 
+    for name, path in COMMAND_MODULES.items():
+        module = importlib.import_module(path)
+        module.add_args(sub.add_parser(name, help=module.HELP))
+
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
-    ops = bsub.add_parser("ops", help="time per batch of each mixer next to timm/torchvision/kornia")
-    ops.add_argument("--methods", default="all", help="comma-separated names or 'all' (default all)")
-    ops.add_argument("--rounds", type=int, default=30, help="interleaved timed rounds (default 30)")
-    ops.add_argument("--device", default="cpu", help="device to time on (default cpu)")
-    ops.add_argument("--quick", action="store_true", help="small shapes and 5 rounds (smoke test)")
-    ops.add_argument("--no-peers", action="store_true", help="time mixkit only")
-    ops.add_argument("--out", type=Path, default=None, help="also write the report to this file")
-    pair = bsub.add_parser("pairing", help="cost and quality of the greedy pairing vs optimal/random")
-    pair.add_argument("--batch-sizes", default="16,32,64,100,128,256",
-                      help="comma-separated batch sizes (default 16,32,64,100,128,256)")
-    pair.add_argument("--quick", action="store_true", help="batch 16, few rounds (smoke test)")
-    pair.add_argument("--out", type=Path, default=None, help="also write the report to this file")
-    ovh = bsub.add_parser("overhead", help="whole training-step overhead of each mixer "
-                          "(PreActResNet-18, 32×32), GuidedMixup's definition")
-    ovh.add_argument("--methods", default="all",
-                     help="comma-separated names or 'all' (default all); a variant is written "
-                          "NAME:KEY=VALUE;… e.g. guided-ap:saliency_dtype=bfloat16")
-    ovh.add_argument("--batch-sizes", default="16,32,64,100",
-                     help="comma-separated batch sizes (default 16,32,64,100)")
-    ovh.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (default 5)")
-    ovh.add_argument("--width", type=int, default=64, help="PreActResNet-18 width (default 64)")
-    ovh.add_argument("--device", default="cpu", help="device to time on (default cpu)")
-    ovh.add_argument("--quick", action="store_true", help="width 8, batch 8, 2 rounds (smoke test)")
-    ovh.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    for name in BENCH_COMMANDS:
+        module = _bench_module(name)
+        module.add_args(bsub.add_parser(name, help=module.HELP))
     return parser
 
 
@@ -124,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         mixers = [m for m in methods if m not in ("none", "vanilla")]
         if mixers:
-            _methods(",".join(mixers))  # validates the names
+            methods_arg(",".join(mixers))  # validates the names
         report = run_demo(methods, args.out, args.epochs, args.seed, progress=not args.no_progress)
         print(f"report: {report}")
         return 0
@@ -143,35 +138,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "show":
         from .viz import show
 
-        path = show(_methods(args.methods), args.out, batch=args.batch, columns=args.columns,
+        path = show(methods_arg(args.methods), args.out, batch=args.batch, columns=args.columns,
                     seed=args.seed, options=parse_options(args.option))
         print(f"wrote {path}")
         return 0
-    if args.command == "bench" and args.bench == "pairing":
-        from .bench import pairing
-
-        if args.quick:
-            return _emit(pairing.run((16,), rounds=3, draws=2), args.out)
-        return _emit(pairing.run(tuple(int(v) for v in args.batch_sizes.split(","))), args.out)
-    if args.command == "bench" and args.bench == "overhead":
-        from .bench import overhead
-
-        if args.quick:
-            sizes, rounds, width = (8,), 2, 8
-        else:
-            sizes = tuple(int(v) for v in args.batch_sizes.split(","))
-            rounds, width = args.rounds, args.width
-        methods = list_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
-        _methods(",".join(overhead.parse_variant(m)[0] for m in methods))  # validates the names
-        report = overhead.run(methods, sizes, rounds, device=args.device, width=width)
-        return _emit(report, args.out)
-    if args.command == "bench" and args.bench == "ops":
-        from .bench import ops
-
-        shapes = ((8, 3, 32, 32), (4, 3, 64, 64)) if args.quick else ops.SHAPES
-        report = ops.run(_methods(args.methods), shapes, 5 if args.quick else args.rounds,
-                         args.device, peers=not args.no_peers)
-        return _emit(report, args.out)
+    if args.command in COMMAND_MODULES:
+        return importlib.import_module(COMMAND_MODULES[args.command]).main(args)
+    if args.command == "bench":
+        return _bench_module(args.bench).main(args)
     return 2
 
 
@@ -191,14 +165,6 @@ def _train(args: argparse.Namespace) -> int:
     except Interrupted as err:
         print(err, file=sys.stderr)
         return 130
-    return 0
-
-
-def _emit(report: str, out: Optional[Path]) -> int:
-    print(report)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(report + "\n")
     return 0
 
 

@@ -11,12 +11,16 @@ over and over (what it costs in a training loop); the others get the untouched b
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .._checks import check_images
 from ..registry import build, list_methods, method_options
+from .report import emit
 from .timing import Timing, machine_description, time_interleaved
 
 SHAPES = ((100, 3, 32, 32), (64, 3, 224, 224))
@@ -155,3 +159,24 @@ def _table(shape: tuple, times: Dict[str, Timing], rounds: int) -> List[str]:
                    f"{t.max_ms:.3f} | {ratio} |")
     out.append("")
     return out
+
+
+HELP = "time per batch of each mixer next to timm/torchvision/kornia"
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--methods", default="all", help="comma-separated names or 'all' (default all)")
+    p.add_argument("--rounds", type=int, default=30, help="interleaved timed rounds (default 30)")
+    p.add_argument("--device", default="cpu", help="device to time on (default cpu)")
+    p.add_argument("--quick", action="store_true", help="small shapes and 5 rounds (smoke test)")
+    p.add_argument("--no-peers", action="store_true", help="time mixkit only")
+    p.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..cli import methods_arg
+
+    shapes = ((8, 3, 32, 32), (4, 3, 64, 64)) if args.quick else SHAPES
+    report = run(methods_arg(args.methods), shapes, 5 if args.quick else args.rounds,
+                 args.device, peers=not args.no_peers)
+    return emit(report, args.out)

@@ -12,6 +12,9 @@ data are fixed random normalised images (the cost of a step does not depend on t
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import ast
 import statistics
 import time
@@ -25,6 +28,7 @@ from ..losses import mixed_cross_entropy
 from ..mixer import mixed_forward
 from ..models import preactresnet18
 from ..registry import build, list_methods
+from .report import emit
 from .timing import Timing, machine_description, synchronize, time_interleaved
 
 #: GuidedMixup Table 2 (CUB, ResNet-18 at 224 px, batch 16/32/64; official codes, one process)
@@ -149,3 +153,31 @@ def _table(batch_size: int, times: Dict[str, Timing], mix_times: Dict[str, Timin
     out.append("")
     return out
 
+
+HELP = "whole training-step overhead of each mixer (PreActResNet-18, 32×32), GuidedMixup's definition"
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--methods", default="all",
+                   help="comma-separated names or 'all' (default all); a variant is written "
+                        "NAME:KEY=VALUE;… e.g. guided-ap:saliency_dtype=bfloat16")
+    p.add_argument("--batch-sizes", default="16,32,64,100",
+                   help="comma-separated batch sizes (default 16,32,64,100)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (default 5)")
+    p.add_argument("--width", type=int, default=64, help="PreActResNet-18 width (default 64)")
+    p.add_argument("--device", default="cpu", help="device to time on (default cpu)")
+    p.add_argument("--quick", action="store_true", help="width 8, batch 8, 2 rounds (smoke test)")
+    p.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..cli import methods_arg
+
+    if args.quick:
+        sizes, rounds, width = (8,), 2, 8
+    else:
+        sizes = tuple(int(v) for v in args.batch_sizes.split(","))
+        rounds, width = args.rounds, args.width
+    methods = list_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+    methods_arg(",".join(parse_variant(m)[0] for m in methods))  # validates the names
+    return emit(run(methods, sizes, rounds, device=args.device, width=width), args.out)

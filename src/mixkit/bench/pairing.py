@@ -8,6 +8,9 @@ points (``"optimal"``, scipy) and to a random permutation.
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 from typing import List, Sequence
 
 import torch
@@ -15,6 +18,7 @@ import torch
 from ..data import load_demo
 from ..pairing import greedy_cycle, optimal_pairing, pairing_score, saliency_distance
 from ..saliency import gaussian_blur, normalize_sum, spectral_residual
+from .report import emit
 from .timing import machine_description, time_interleaved
 
 BATCH_SIZES = (16, 32, 64, 100, 128, 256)
@@ -49,3 +53,19 @@ def _ratios(maps: List[torch.Tensor], g: torch.Generator) -> tuple:
         greedy.append(pairing_score(w, greedy_cycle(w)) / best)
         rand.append(pairing_score(w, torch.randperm(w.shape[0], generator=g)) / best)
     return sum(greedy) / len(greedy), sum(rand) / len(rand)
+
+
+HELP = "cost and quality of the greedy pairing vs optimal/random"
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-sizes", default="16,32,64,100,128,256",
+                   help="comma-separated batch sizes (default 16,32,64,100,128,256)")
+    p.add_argument("--quick", action="store_true", help="batch 16, few rounds (smoke test)")
+    p.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.quick:
+        return emit(run((16,), rounds=3, draws=2), args.out)
+    return emit(run(tuple(int(v) for v in args.batch_sizes.split(","))), args.out)
