@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements/dev.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/mixkit show --out runs/demo/mixes.png
+	$(VENV)/bin/mixkit demo --out runs/demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests tools
