@@ -17,7 +17,8 @@ TOL = {
 }
 
 #: options that make each method deterministic-enough and small for tests
-SMALL = {"dmixup": {"k": 3}, "dcutmix": {"k": 3}}
+SMALL = {"dmixup": {"k": 3}, "dcutmix": {"k": 3},
+         "puzzlemix": {"block_nums": (1, 2, 4, 8, 16)}}  # grid 1 fits any image side
 
 
 def build(name: str, **kw) -> mixkit.Mixer:
@@ -40,11 +41,27 @@ def mix(mixer, x, y, **kw):
     mixing; each detector has its own tests)."""
     if uses_saliency(mixer) and "saliency" not in kw:
         kw["saliency"] = maps_for(x)
+    elif mixer.needs_model and "model" not in kw:
+        kw["model"] = model_for(x)
     return mixer(x, y, **kw)
+
+
+def model_for(x: torch.Tensor) -> nn.Module:
+    """A fixed TinyNet for model-aware mixers that take no saliency maps (AutoMix's momentum
+    encoder copies it), built without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return TinyNet(c=x.shape[1]).to(x.device)
 
 
 def input_level_methods():
     return [m for m in mixkit.list_methods() if not mixkit.build(m).mixes_features]
+
+
+def pixel_share_methods():
+    """Input-level methods whose label weights are the pixel shares of their sources (all but the
+    ones whose paper defines other labels, ``label_weights_sum_to_one = False``: SnapMix)."""
+    return [m for m in input_level_methods() if mixkit.build(m).label_weights_sum_to_one]
 
 
 def onehot_images(b: int, h: int = 8, w: int = 8, dtype=torch.float32) -> torch.Tensor:
@@ -54,7 +71,11 @@ def onehot_images(b: int, h: int = 8, w: int = 8, dtype=torch.float32) -> torch.
 
 
 class TinyNet(nn.Module):
-    """A small named CNN: stem -> layer1 -> layer2 -> pool -> fc (for hooks and saliency)."""
+    """A small named CNN: stem -> layer1 -> layer2 -> pool -> fc (for hooks and saliency).
+
+    Like the zoo's models it names its last feature map (``cam_layer``: CAM, AlignMix)."""
+
+    cam_layer = "layer2"
 
     def __init__(self, c: int = 3, n: int = 10, width: int = 4) -> None:
         super().__init__()

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import mixkit
+from mixkit import MixedBatch
 from mixkit.compat import from_kornia, to_dense, to_kornia, to_lambda_pair
 from mixkit.compat.timm import ElementParams, Mixup as TimmMixup
 from mixkit.geometry import cutmix_boxes, minmax_boxes
@@ -160,6 +161,16 @@ def test_dense_and_lambda_pair():
     k3 = mixkit.DCutMix(k=3, seed=0)(torch.randn(6, 3, 8, 8), torch.arange(6))
     with pytest.raises(ValueError, match="K = 3"):
         to_lambda_pair(k3)
+
+
+def test_pair_formats_refuse_weights_that_do_not_sum_to_one():
+    # SnapMix-style asymmetric labels: (0.7, 0.6) cannot be written as (λ, 1 − λ)
+    x, y = torch.zeros(2, 3, 4, 4), torch.tensor([0, 1])
+    out = MixedBatch(x, torch.tensor([[0, 1], [1, 0]]), torch.tensor([[0.7, 0.6], [0.5, 0.5]]), y, None)
+    for convert in (to_lambda_pair, to_kornia):
+        with pytest.raises(ValueError, match="do not sum to 1"):
+            convert(out)
+    torch.testing.assert_close(to_dense(out, 2), torch.tensor([[0.7, 0.6], [0.5, 0.5]]))
 
 
 @pytest.mark.parametrize("name", ["mixup", "cutmix", "resizemix"])

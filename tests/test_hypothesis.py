@@ -7,14 +7,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 
-from .conftest import build, input_level_methods, mix, onehot_images
+from .conftest import build, mix, onehot_images, pixel_share_methods
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(input_level_methods()), b=st.integers(3, 9), h=st.integers(1, 23),
+@given(name=st.sampled_from(pixel_share_methods()), b=st.integers(3, 9), h=st.integers(1, 23),
        w=st.integers(1, 23), seed=st.integers(0, 2**31 - 1), channels_last=st.booleans())
 def test_labels_equal_pixel_shares_for_any_shape(name, b, h, w, seed, channels_last):
-    if name == "rmix":  # R-Mix needs sides divisible by its grids (2 and 4), as the official code
+    if name in ("rmix", "comixup"):  # sides divisible by their grids (R-Mix 2, 4; Co-Mixup 4), as officially
         h, w = 4 * (h // 4 + 1), 4 * (w // 4 + 1)
     x = onehot_images(b, h, w, torch.float64)
     if channels_last:

@@ -11,17 +11,38 @@ import torch
 import mixkit
 from mixkit.batch import NoMix
 
-from .conftest import TOL, TinyNet, build, input_level_methods, maps_for, mix, onehot_images, uses_saliency
+from .conftest import (TOL, TinyNet, build, input_level_methods, maps_for, mix, model_for, onehot_images,
+                       pixel_share_methods, uses_saliency)
 
 METHODS = mixkit.list_methods()
 INPUT_METHODS = input_level_methods()
+PIXEL_SHARE_METHODS = pixel_share_methods()
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def check_weight_rows(mixer, out, num_classes):
+    """Weights ≥ 0 and rows of weights and dense targets sum to 1 — or, for a mixer whose labels
+    do not by design (``label_weights_sum_to_one = False``: SnapMix), each weight is a share in
+    [0, 1], up to the number of sources where the row's sources share a class."""
+    w, t = out.weights, out.targets(num_classes)
+    assert (w >= 0).all() and torch.isfinite(w).all() and (t >= 0).all()
+    ones = torch.ones(w.shape[0])
+    if mixer.label_weights_sum_to_one:
+        torch.testing.assert_close(w.sum(1), ones, rtol=0, atol=1e-6)
+        torch.testing.assert_close(t.sum(1), ones, rtol=0, atol=1e-6)
+        return
+    labels = out.labels[out.sources]  # (B, K) classes of the sources
+    repeated = (labels[:, :, None] == labels[:, None, :]).sum(2) > 1  # (B, K)
+    assert (w[~repeated] <= 1 + 1e-6).all() and (w <= w.shape[1] + 1e-6).all()
+    torch.testing.assert_close(t.sum(1), w.sum(1))
 
 
 def run(mixer, x, y):
     """Mix through ``mixed_forward`` so feature-level mixers are exercised too."""
-    model = TinyNet(c=x.shape[1]).to(x.dtype)
     saliency = maps_for(x) if uses_saliency(mixer) else None
+    # a mixer whose mix depends on the model itself (AutoMix) gets the same model every time
+    fixed = mixer.needs_model and saliency is None
+    model = (model_for(x) if fixed else TinyNet(c=x.shape[1])).to(x.dtype)
     logits, out = mixkit.mixed_forward(mixer, model, x, y, saliency=saliency)
     return logits, out
 
@@ -55,15 +76,13 @@ def test_shape_dtype_device_memory_format_preserved(name, dtype, channels_last):
 def test_weights_nonnegative_and_sum_to_one(name, batch):
     x, y = batch
     for seed in range(5):
-        _, out = run(build(name, seed=seed), x, y)
-        assert (out.weights >= 0).all()
-        torch.testing.assert_close(out.weights.sum(1), torch.ones(6), rtol=0, atol=1e-6)
-        t = out.targets(10)
-        assert t.shape == (6, 10) and (t >= 0).all()
-        torch.testing.assert_close(t.sum(1), torch.ones(6), rtol=0, atol=1e-6)
+        mixer = build(name, seed=seed)
+        _, out = run(mixer, x, y)
+        assert out.targets(10).shape == (6, 10)
+        check_weight_rows(mixer, out, 10)
 
 
-@pytest.mark.parametrize("name", INPUT_METHODS)
+@pytest.mark.parametrize("name", PIXEL_SHARE_METHODS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_labels_equal_pixel_provenance(name, dtype):
     """Each source image is a distinct one-hot colour, so the channels of every output pixel are
@@ -99,8 +118,9 @@ def test_same_seed_same_output_and_different_seeds_differ(name, batch):
     assert torch.equal(a[1].weights, b[1].weights) and torch.equal(a[1].sources, b[1].sources)
     # GuidedMixup's greedy pairing draws nothing: check the seed with its random pairing
     extra = {"pairing": "random"} if name.startswith("guided") else {}
-    differ = any(not torch.equal(run(build(name, seed=s, **extra), x, y)[1].weights, a[1].weights)
-                 for s in range(4, 10))
+    # the mix is its sources and weights (Co-Mixup may only reassign whole images between seeds)
+    differ = any(not (torch.equal(o.weights, a[1].weights) and torch.equal(o.sources, a[1].sources))
+                 for o in (run(build(name, seed=s, **extra), x, y)[1] for s in range(4, 10)))
     assert differ
 
 
@@ -127,7 +147,7 @@ def test_small_and_odd_batches(name, b):
         return
     logits, out = run(mixer, x, y)
     assert logits.shape == (b, 10)
-    torch.testing.assert_close(out.targets(4).sum(1), torch.ones(b), rtol=0, atol=1e-6)
+    check_weight_rows(mixer, out, 4)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -144,7 +164,10 @@ def test_sample_then_apply_equals_call(name, batch):
     x, y = batch
     a = mix(build(name, seed=7), x, y)
     mixer = build(name, seed=7)
-    params = mixer.sample(x.shape, saliency=maps_for(x) if uses_saliency(mixer) else None)
+    if mixer.needs_model and not uses_saliency(mixer):  # AutoMix: its masks come from the images
+        params = mixer.sample(x, model=model_for(x))
+    else:
+        params = mixer.sample(x.shape, saliency=maps_for(x) if uses_saliency(mixer) else None)
     b = mixer.apply(x, y, params)
     assert torch.equal(a.inputs, b.inputs) and torch.equal(a.weights, b.weights)
     # apply is deterministic: replaying the same params gives the same batch

@@ -146,6 +146,8 @@ def test_build_mixer_fills_in_what_the_run_knows(tmp_path):
     with pytest.raises(ValueError, match="use --amp bf16"):
         build_trainer(config(tmp_path, "--method", "guided-ap", "--mixer-opt", "clean_weight=1",
                              "--amp", "fp16"))
+    with pytest.raises(ValueError, match="loss bce needs mixed targets that sum to 1"):
+        build_trainer(config(tmp_path, "--method", "snapmix", "--loss", "bce"))
 
 
 def test_unknown_mixer_option_names_valid_ones(tmp_path):

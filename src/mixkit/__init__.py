@@ -12,16 +12,18 @@ from .buffers import set_buffer_reuse
 from .compose import RandomChoice
 from .losses import bce_on_softmax, mixed_cross_entropy, soft_target_cross_entropy
 from . import saliency
-from .methods import (CutMix, DCutMix, DMixup, GuidedAP, GuidedSR, ManifoldMixup, Mixup, RMix,
-                      ResizeMix, SaliencyDCutMix, SaliencyMix)
+from .methods import (AlignMix, AutoMix, CoMixup, CutMix, DCutMix, DMixup, GuidedAP, GuidedSR,
+                      ManifoldMixup, Mixup, PuzzleMix, RMix, ResizeMix, SaliencyDCutMix, SaliencyMix,
+                      SnapMix)
 from .mixer import Mixer, mixed_forward
 from .registry import build, list_methods, register
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CutMix", "DCutMix", "DMixup", "GuidedAP", "GuidedSR", "ManifoldMixup", "MixedBatch", "Mixer",
-    "Mixup", "NoMix", "RMix", "RandomChoice", "ResizeMix", "SaliencyDCutMix", "SaliencyMix",
-    "bce_on_softmax", "build", "list_methods", "mixed_cross_entropy", "mixed_forward", "register",
-    "saliency", "set_buffer_reuse", "set_value_checks", "soft_target_cross_entropy",
+    "AlignMix", "AutoMix", "CoMixup", "CutMix", "DCutMix", "DMixup", "GuidedAP", "GuidedSR",
+    "ManifoldMixup", "MixedBatch", "Mixer", "Mixup", "NoMix", "PuzzleMix", "RMix", "RandomChoice",
+    "ResizeMix", "SaliencyDCutMix", "SaliencyMix", "SnapMix", "bce_on_softmax", "build",
+    "list_methods", "mixed_cross_entropy", "mixed_forward", "register", "saliency",
+    "set_buffer_reuse", "set_value_checks", "soft_target_cross_entropy",
 ]

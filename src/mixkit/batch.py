@@ -31,7 +31,8 @@ class MixedBatch:
 
     Attributes:
         sources: ``(B, K)`` int64 — batch indices of the images each output is made of.
-        weights: ``(B, K)`` float32 — label share of each source; rows sum to 1.
+        weights: ``(B, K)`` float32 — label share of each source; rows sum to 1 (except for a
+            mixer whose ``label_weights_sum_to_one`` is False: SnapMix).
         labels: the ``y`` given to the mixer, ``(B,)`` int64 class ids or ``(B, N)`` soft labels.
         params: what was sampled (a frozen dataclass per method family; :class:`NoMix` if skipped).
         inputs: ``(B, C, H, W)`` mixed images (same dtype, device and memory format as ``x``).
@@ -115,6 +116,6 @@ def mix_targets(labels: Tensor, sources: Tensor, weights: Tensor, num_classes: O
         n = int(num_classes)
         out = torch.zeros(labels.shape[0], n, device=weights.device, dtype=torch.float32)
         out.scatter_add_(1, torch.take(labels.long(), sources), weights)
-    if smoothing:
-        out = out.mul_(1.0 - smoothing).add_(smoothing / n)
+    if smoothing:  # each source's label smoothed, then weighted: Σ_k w_k·((1 − s)·y_k + s/N)
+        out = out.mul_(1.0 - smoothing).add_(weights.sum(dim=1, keepdim=True), alpha=smoothing / n)
     return out

@@ -46,9 +46,9 @@ def methods_arg(arg: str) -> List[str]:
 
 #: ``mixkit bench NAME`` runs ``mixkit.bench.NAME``: a module with ``HELP``, ``add_args(parser)``
 #: and ``main(args) -> int``.
-BENCH_COMMANDS = ("ops", "pairing", "overhead")
+BENCH_COMMANDS = ("ops", "pairing", "overhead", "fidelity", "accuracy", "subsample", "solvers")
 #: more top-level commands, ``NAME: module``; each module has ``HELP``, ``add_args``, ``main``.
-COMMAND_MODULES: Dict[str, str] = {}
+COMMAND_MODULES: Dict[str, str] = {"subsample": "mixkit.subsample.command"}
 
 
 def _bench_module(name: str):

@@ -67,6 +67,10 @@ class RandomChoice(Mixer):
         return any(m.mixes_features for m in self.mixers)
 
     @property
+    def label_weights_sum_to_one(self) -> bool:  # type: ignore[override]
+        return all(m.label_weights_sum_to_one for m in self.mixers)
+
+    @property
     def num_sources(self) -> int:
         return max(m.num_sources for m in self.mixers)
 

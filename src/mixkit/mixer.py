@@ -68,6 +68,10 @@ class Mixer(nn.Module):
     mixes_features: ClassVar[bool] = False
     #: the params class ``sample`` returns (checked by ``apply``)
     params_type: ClassVar[Optional[type]] = None
+    #: ``out.weights`` rows sum to 1 (the design contract). False only for a method whose paper
+    #: defines labels that do not (SnapMix's asymmetric CAM shares); its loss is still
+    #: ``Σ_k w_k · CE(y_k)`` (:func:`mixkit.mixed_cross_entropy`), and it tests its own label rules.
+    label_weights_sum_to_one: ClassVar[bool] = True
 
     def __init__(self, *, prob: float = 1.0, seed: Optional[int] = None,
                  generator: Optional[torch.Generator] = None) -> None:
@@ -120,6 +124,30 @@ class Mixer(nn.Module):
     def manual_seed(self, seed: int) -> "Mixer":
         self.generator.manual_seed(seed)
         return self
+
+    # ------------------------------------------------------------------------ training hooks
+    # A mixer that learns (AutoMix's Mix Block and momentum encoder) takes part in training
+    # through these; every default is a no-op, so a training loop may call them for any mixer:
+    #   mixer.bind(net)                         once, before the optimiser is built
+    #   optimizer = SGD([{"params": net.parameters()}, *mixer.param_groups()], ...)
+    #   per step: logits, out = mixed_forward(mixer, model, x, y)
+    #             loss = loss_fn(logits, out) + (mixer.extra_loss(model, x, y, out) or 0)
+    #             loss.backward(); optimizer.step(); mixer.after_step(net, step, total_steps)
+    def bind(self, model: nn.Module) -> None:
+        """Prepare to train alongside ``model`` (the bare network, not a DDP wrapper): create the
+        state that depends on it, so that :meth:`param_groups` is complete."""
+
+    def param_groups(self) -> list:
+        """Optimiser param groups of the mixer's own trainable parameters (``[]``: none)."""
+        return []
+
+    def extra_loss(self, model: nn.Module, x: Tensor, y: Tensor, out: MixedBatch) -> Optional[Tensor]:
+        """Loss terms to add to the training loss of the mixed batch ``out`` made from the clean
+        ``x``/``y`` (``model`` is the network being trained, possibly DDP-wrapped); None: none."""
+        return None
+
+    def after_step(self, model: nn.Module, step: int, total_steps: int) -> None:
+        """Called after optimiser step ``step`` (0-based) of ``total_steps`` with the bare network."""
 
     # ------------------------------------------------------------------- checkpoint / resume
     def get_extra_state(self) -> dict:

@@ -39,6 +39,16 @@ PAPER_OVERHEAD: Dict[str, Tuple[float, float, float]] = {
     "snapmix": (67.4, 64.9, 60.2), "puzzlemix": (138.5, 139.9, 134.1),
     "comixup": (292.1, 490.2, 716.6),
 }
+#: published training-time ratios (method / vanilla), CIFAR-100 with PreActResNet-18: the K-image
+#: paper's Table 2 (a) and R-Mix's supplement Table 1 ("Cost/Eps"; its "Input" is mixup, "CutMix+"
+#: cutmix). Shown as the overhead (ratio − 1) next to ours; the K-image ratio is of the average
+#: training time, R-Mix's of the cost per epoch (GPU runs in both).
+PAPER_TIME_RATIO: Dict[str, Dict[str, float]] = {
+    "K-image T2": {"mixup": 1.04, "cutmix": 1.1, "puzzlemix": 2.73, "comixup": 29.34, "dmixup": 1.14,
+                   "dcutmix": 1.07},
+    "R-Mix S-T1": {"mixup": 1.0, "manifold-mixup": 1.0, "cutmix": 1.0, "saliencymix": 2.0, "puzzlemix": 2.9,
+                   "comixup": 3.0, "automix": 2.0, "alignmix": 1.05, "rmix": 2.0},
+}
 BATCH_SIZES = (16, 32, 64, 100)
 
 
@@ -119,8 +129,9 @@ def measure(steps: List[Tuple[str, Callable[[], None]]], rounds: int, warmup: in
 
 def run(methods: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = BATCH_SIZES,
         rounds: int = 5, warmup: int = 1, device: str = "cpu", width: int = 64,
-        num_classes: int = 100, options: Optional[dict] = None) -> str:
-    """Measure and return the markdown report."""
+        num_classes: int = 100, options: Optional[dict] = None, results: Optional[dict] = None) -> str:
+    """Measure and return the markdown report; ``results`` (a dict), if given, receives the figures
+    (``{"machine", "batches": {B: {"methods": {name: {...}}}}}``, the JSON the plots read)."""
     dev = torch.device(device)
     methods = list(methods or list_methods())
     lines = [f"Machine: {machine_description(dev)}",
@@ -131,7 +142,18 @@ def run(methods: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = BA
         times = measure(steps, rounds, warmup, dev)
         mix_times = time_interleaved(mixes, rounds=rounds, warmup=1, burst_ms=200.0, device=dev)
         lines += _table(b, times, mix_times)
+        if results is not None:
+            results.setdefault("machine", machine_description(dev))
+            results.setdefault("batches", {})[str(b)] = {"methods": _figures(times, mix_times)}
     return "\n".join(lines)
+
+
+def _figures(times: Dict[str, Timing], mix_times: Dict[str, Timing]) -> Dict[str, dict]:
+    base = times["vanilla"].median_ms
+    return {name: {"step_ms": t.median_ms, "step_min_ms": t.min_ms, "step_max_ms": t.max_ms,
+                   "step_overhead": None if name == "vanilla" else 100 * (t.median_ms - base) / base,
+                   "mixer_ms": mix_times[name].median_ms if name in mix_times else None}
+            for name, t in times.items()}
 
 
 def _table(batch_size: int, times: Dict[str, Timing], mix_times: Dict[str, Timing]) -> List[str]:
@@ -139,8 +161,8 @@ def _table(batch_size: int, times: Dict[str, Timing], mix_times: Dict[str, Timin
     paper_col = {16: 0, 32: 1, 64: 2}.get(batch_size)
     out = [f"### Batch {batch_size}", "",
            "| method | step ms (median) | min | max | step overhead | mixer ms | mixer / vanilla step "
-           "| paper (GuidedMixup T2, CUB) |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| paper (GuidedMixup T2, CUB) | K-image T2 (time ratio) | R-Mix S-T1 (time ratio) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in times.items():
         over = "—" if name == "vanilla" else f"{100 * (t.median_ms - base) / base:+.1f} %"
         mix = mix_times.get(name)
@@ -148,8 +170,10 @@ def _table(batch_size: int, times: Dict[str, Timing], mix_times: Dict[str, Timin
         share = f"{100 * mix.median_ms / base:.1f} %" if mix else "—"
         paper = PAPER_OVERHEAD.get(name)  # variants ("name:…") have no published figure
         ref = f"+{paper[paper_col]:.1f} %" if paper and paper_col is not None else ""
+        ratios = [PAPER_TIME_RATIO[p].get(name) for p in PAPER_TIME_RATIO]
+        times_ref = " | ".join(f"+{100 * (r - 1):.0f} % ({r:g}×)" if r else "" for r in ratios)
         out.append(f"| {name} | {t.median_ms:.1f} | {t.min_ms:.1f} | {t.max_ms:.1f} | {over} | "
-                   f"{mix_ms} | {share} | {ref} |")
+                   f"{mix_ms} | {share} | {ref} | {times_ref} |")
     out.append("")
     return out
 
@@ -167,7 +191,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=64, help="PreActResNet-18 width (default 64)")
     p.add_argument("--device", default="cpu", help="device to time on (default cpu)")
     p.add_argument("--quick", action="store_true", help="width 8, batch 8, 2 rounds (smoke test)")
-    p.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write the report to this file (and OUT.json, OUT.png next to it)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -180,4 +205,13 @@ def main(args: argparse.Namespace) -> int:
         rounds, width = args.rounds, args.width
     methods = list_methods() if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     methods_arg(",".join(parse_variant(m)[0] for m in methods))  # validates the names
-    return emit(run(methods, sizes, rounds, device=args.device, width=width), args.out)
+    results: dict = {}
+    code = emit(run(methods, sizes, rounds, device=args.device, width=width, results=results), args.out)
+    if args.out:  # the figures as JSON and a plot next to the report (OUT.json, OUT.png)
+        import json
+
+        from .plots import plot_overhead
+
+        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+        plot_overhead(results, Path(args.out).with_suffix(".png"))
+    return code

@@ -31,13 +31,22 @@ def _class_ids(out: MixedBatch, who: str) -> Tensor:
     return out.labels
 
 
+def _check_pair(out: MixedBatch, who: str, fallback: str) -> None:
+    """A ``(λ, 1 − λ)`` format needs a two-image mix whose weights sum to 1."""
+    if out.sources.shape[1] != 2:
+        raise ValueError(f"{who}: needs a two-image mix (K = 2), this one has "
+                         f"K = {out.sources.shape[1]}; use {fallback} instead")
+    if not torch.allclose(out.weights.sum(dim=1), torch.ones((), device=out.weights.device),
+                          atol=1e-5):
+        raise ValueError(f"{who}: the label weights of this mix do not sum to 1 (e.g. SnapMix's "
+                         f"asymmetric labels), which a (λ, 1 − λ) format cannot hold; use {fallback}")
+
+
 def to_lambda_pair(out: MixedBatch) -> Tuple[Tensor, Tensor, Tensor]:
     """``(y_a, y_b, lam)`` with ``loss = lam·CE(z, y_a) + (1 − lam)·CE(z, y_b)`` (per-sample ``lam``
     ``(B,)`` float32). Only for two-image mixes (``K = 2``)."""
     y = _class_ids(out, "to_lambda_pair")
-    if out.sources.shape[1] != 2:
-        raise ValueError(f"to_lambda_pair: needs a two-image mix (K = 2), this one has "
-                         f"K = {out.sources.shape[1]}; use mixkit.mixed_cross_entropy instead")
+    _check_pair(out, "to_lambda_pair", "mixkit.mixed_cross_entropy")
     return y[out.sources[:, 0]], y[out.sources[:, 1]], out.weights[:, 0]
 
 
@@ -48,9 +57,7 @@ def to_kornia(out: MixedBatch) -> Tensor:
     use :func:`to_dense` for them.
     """
     y = _class_ids(out, "to_kornia").to(torch.float32)
-    if out.sources.shape[1] != 2:
-        raise ValueError(f"to_kornia: needs a two-image mix (K = 2), this one has "
-                         f"K = {out.sources.shape[1]}; use to_dense(out, num_classes)")
+    _check_pair(out, "to_kornia", "to_dense(out, num_classes)")
     return torch.stack([y[out.sources[:, 0]], y[out.sources[:, 1]], out.weights[:, 1]], dim=1)
 
 

@@ -169,14 +169,8 @@ class DCutMix(KImageMixer):
         return NestedBoxParams(sources=base.sources, phi=base.phi, boxes=boxes)
 
     def _apply(self, x: Tensor, y: Tensor, params: NestedBoxParams) -> MixedBatch:
-        b, _, h, w = x.shape
-        inside = box_mask(params.boxes.reshape(-1, 4), h, w, x.device, x.dtype)  # (B·(K−1), 1, H, W)
-        inside = inside.view(b, self.k - 1, 1, h, w)
-        mixed = copy_of(x)
-        for k in range(1, self.k):  # nested: each box overwrites the inside of the previous one
-            partner = gather_batch(x, params.sources[:, k])
-            paste_masked(mixed, partner, inside[:, k - 1], inplace=True)
-            del partner  # its pooled buffer serves the next gather
+        _, _, h, w = x.shape
+        mixed = paste_nested(x, params.boxes, params.sources[:, 1:])
         weights = nested_weights(params.boxes, h, w).to(x.device)
         return MixedBatch(mixed, params.sources.to(x.device), weights, y, params)
 
@@ -268,6 +262,28 @@ def salient_nested_boxes(sides: Tensor, centres: Tensor) -> Tensor:
         corner = torch.minimum(torch.maximum(centres[:, k - 1] - sides[:, k] // 2, lo), hi)
         boxes.append(torch.cat([corner, corner + sides[:, k]], dim=1))
     return torch.stack(boxes, dim=1)
+
+
+def paste_nested(base: Tensor, boxes: Tensor, sources: Tensor, pool: Optional[Tensor] = None) -> Tensor:
+    """DCutMix's composition: a copy of ``base`` ``(B, C, H, W)`` with image ``sources[:, k]`` of
+    ``pool`` (default ``base`` itself) pasted into box ``boxes[:, k]`` for ``k = 0 … K − 2``, each box
+    over the previous one (nested boxes, ``(B, K − 1, 4)``; ``sources`` ``(B, K − 1)`` int64).
+
+    ``pool`` ``(N, C, H, W)`` (same dtype and device as ``base``) lets the pasted images come from
+    outside the batch, as the anchors' mixes of uncertainty subsampling do.
+    """
+    b, _, h, w = base.shape
+    n = boxes.shape[1]
+    outside = pool is not None and pool is not base
+    pool = base if pool is None else pool
+    inside = box_mask(boxes.reshape(-1, 4), h, w, base.device, base.dtype)  # (B·(K−1), 1, H, W)
+    inside = inside.view(b, n, 1, h, w)
+    mixed = copy_of(base)
+    for k in range(n):  # nested: each box overwrites the inside of the previous one
+        partner = gather_batch(pool, sources[:, k], out=new_like(base) if outside else None)
+        paste_masked(mixed, partner, inside[:, k], inplace=True)
+        del partner  # its pooled buffer serves the next gather
+    return mixed
 
 
 def nested_weights(boxes: Tensor, height: int, width: int) -> Tensor:

@@ -10,17 +10,14 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._checks import check_positive
-from ..batch import MixedBatch, NoMix
 from ..blend import blend
 from ..registry import register
 from ..sampling import beta_scalar, randint
-from ._pair import PairDraw, PairMixer
-
-INPUT = "input"
-
+from ._features import INPUT, FeaturePairMixer
+from ._pair import PairDraw
 
 @dataclass(frozen=True)
 class ManifoldParams(PairDraw):
@@ -31,19 +28,8 @@ class ManifoldParams(PairDraw):
     layer: str
 
 
-def find_module(model: nn.Module, name: str) -> nn.Module:
-    """The submodule called ``name`` (also under a DDP/DataParallel ``module.`` prefix)."""
-    modules = dict(model.named_modules())
-    for key in (name, f"module.{name}"):
-        if key in modules:
-            return modules[key]
-    names = [n for n in modules if n][:30]
-    raise ValueError(f"ManifoldMixup: model has no submodule named {name!r}; "
-                     f"some of its names: {', '.join(names)}")
-
-
 @register("manifold-mixup")
-class ManifoldMixup(PairMixer):
+class ManifoldMixup(FeaturePairMixer):
     r"""Manifold Mixup: mix the hidden states of a randomly chosen layer, ``h̃ = λ·h + (1 − λ)·h[π]``.
 
     One ``λ ~ Beta(α, α)`` and one layer (uniform over ``layers``) per batch; the mix is done by a
@@ -73,8 +59,6 @@ class ManifoldMixup(PairMixer):
 
     params_type = ManifoldParams
 
-    mixes_features = True
-
     def __init__(self, *, alpha: float = 2.0, layers: Sequence[str] = (INPUT, "layer1", "layer2"),
                  pairing: str = "random", pairing_saliency: str = "spectral", prob: float = 1.0,
                  seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> None:
@@ -93,34 +77,5 @@ class ManifoldMixup(PairMixer):
         layer = self.layers[int(randint(len(self.layers), (), self.generator))]
         return ManifoldParams(perm=self._partner(shape, **context), lam=lam, layer=layer)
 
-    def _apply(self, x: Tensor, y: Tensor, params: ManifoldParams) -> MixedBatch:
-        if params.layer == INPUT:
-            mixed, lam = blend(x, params.perm, params.lam)
-            return self._result(mixed, y, params.perm, lam, params)
-        return self._result(x, y, params.perm, float(params.lam), params,
-                            feature_level=f"ManifoldMixup at layer {params.layer!r}")
-
-    def model_forward(self, model: nn.Module, out: MixedBatch) -> Tensor:
-        params = out.params
-        if isinstance(params, NoMix) or params.layer == INPUT:
-            return model(out.inputs)
-        fired = []
-
-        def mix_once(module: nn.Module, args: object, output: Tensor) -> Tensor:
-            handle.remove()  # a layer called twice in one forward is mixed once
-            fired.append(True)
-            if not isinstance(output, Tensor) or output.ndim < 1 or output.shape[0] != out.batch_size:
-                raise TypeError(f"ManifoldMixup: layer {params.layer!r} must output one tensor "
-                                f"(B, ...) with B = {out.batch_size}, got {type(output).__name__}")
-            return blend(output, params.perm, params.lam)[0]
-
-        handle = find_module(model, params.layer).register_forward_hook(mix_once)
-        try:
-            logits = model(out._inputs)
-        finally:
-            handle.remove()
-        if not fired:
-            raise RuntimeError(f"ManifoldMixup: layer {params.layer!r} was not called by the model's "
-                               "forward, so nothing was mixed; list only layers the forward runs")
-        return logits
-
+    def _mix_features(self, features: Tensor, params: ManifoldParams) -> Tensor:
+        return blend(features, params.perm, params.lam)[0]

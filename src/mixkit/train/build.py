@@ -53,19 +53,29 @@ def build_mixer(config: Dict[str, Any], net: nn.Module, data: Any, rank: int = 0
         if name in valid and name not in opts and value is not None:
             opts[name] = tuple(value) if isinstance(value, list) else value
     opts["seed"] = mixer_seed(opts.pop("seed", config["seed"]), rank)
-    return build(method, **opts)
+    mixer = build(method, **opts)
+    mixer.bind(net)  # a learned mixer creates its model-dependent parts (a no-op for the others)
+    return mixer
 
 
 def check_amp(config: Dict[str, Any], mixer: Optional[Mixer]) -> None:
-    """fp16 loss scaling cannot scale the weight gradients a clean-loss-reusing mixer leaves."""
+    """Settings that cannot train correctly together: fp16 loss scaling cannot scale the weight
+    gradients a clean-loss-reusing mixer leaves; BCE on softmax needs targets that sum to 1."""
     if config["amp"] == "fp16" and getattr(mixer, "clean_weight", 0.0) > 0:
         raise ValueError("amp fp16 cannot be combined with a mixer's clean_weight > 0 (its weight "
                          "gradients are not loss-scaled); use --amp bf16")
+    if config["loss"] == "bce" and mixer is not None and not mixer.label_weights_sum_to_one:
+        raise ValueError(f"loss bce needs mixed targets that sum to 1; {config['method']}'s label "
+                         "weights do not (asymmetric labels): use --loss soft")
 
 
-def build_optimizer(config: Dict[str, Any], net: nn.Module) -> torch.optim.Optimizer:
-    """SGD with (Nesterov) momentum and weight decay on every parameter, as the papers' codes."""
-    return torch.optim.SGD(net.parameters(), lr=config["lr"], momentum=config["momentum"],
+def build_optimizer(config: Dict[str, Any], net: nn.Module,
+                    mixer: Optional[Mixer] = None) -> torch.optim.Optimizer:
+    """SGD with (Nesterov) momentum and weight decay on every parameter, as the papers' codes;
+    a learned mixer's parameters (``mixer.param_groups()``) are extra param groups."""
+    extra = mixer.param_groups() if mixer is not None else []
+    params = [{"params": list(net.parameters())}, *extra] if extra else net.parameters()
+    return torch.optim.SGD(params, lr=config["lr"], momentum=config["momentum"],
                            nesterov=config["nesterov"] and config["momentum"] > 0,
                            weight_decay=config["weight_decay"])
 

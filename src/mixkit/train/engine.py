@@ -111,7 +111,7 @@ def build_trainer(config: Dict[str, Any]) -> Trainer:
     if ctx.distributed:
         model = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = build_optimizer(config, net)
+    optimizer = build_optimizer(config, net, mixer)
     schedule = build_schedule(config, len(data.train))
     scaler = torch.amp.GradScaler(device.type) if config["amp"] == "fp16" else None
     out_dir = Path(config["out"])
@@ -170,6 +170,11 @@ def train_step(t: Trainer, x: Tensor, y: Tensor) -> Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
     logits, out = mixed_forward(t.mixer, t.model, x, y, model_context=t.autocast)
     loss = t.loss_fn(logits, out)
+    if t.mixer is not None:  # a learned mixer's own losses (AutoMix's Mix Block, clean CE)
+        with t.autocast:
+            extra = t.mixer.extra_loss(t.model, x, y, out)
+        if extra is not None:
+            loss = loss + extra
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {float(loss)} at epoch {t.epoch}, step {t.step}; "
                                  "lower the learning rate or turn AMP off")
@@ -180,6 +185,8 @@ def train_step(t: Trainer, x: Tensor, y: Tensor) -> Tensor:
     else:
         loss.backward()
         t.optimizer.step()
+    if t.mixer is not None:
+        t.mixer.after_step(t.net, t.global_step, t.schedule.total_steps)  # e.g. a momentum encoder
     return loss.detach()
 
 
