@@ -65,11 +65,14 @@ def _step_fn(name: str, mixer: Optional[nn.Module], model: nn.Module, opt: torch
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
-    def mixed() -> None:
+    def mixed() -> None:  # the harness's step, a learned mixer's hooks included (AutoMix)
         opt.zero_grad(set_to_none=True)
         logits, out = mixed_forward(mixer, model, x, y)
-        mixed_cross_entropy(logits, out).backward()
+        loss = mixed_cross_entropy(logits, out)
+        extra = mixer.extra_loss(model, x, y, out)
+        (loss if extra is None else loss + extra).backward()
         opt.step()
+        mixer.after_step(model, 0, 1)
 
     return vanilla if mixer is None else mixed
 
@@ -100,10 +103,13 @@ def candidates(methods: Sequence[str], batch_size: int, device: torch.device, wi
     for name in ["vanilla", *methods]:
         torch.manual_seed(0)
         model = preactresnet18(num_classes, width=width).to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         method, extra = parse_variant(name)
         mixer = None if name == "vanilla" else build(method, seed=0, **{**(options or {}).get(method, {}),
                                                                         **extra})
+        if mixer is not None:
+            mixer.bind(model)  # a learned mixer's parts (a no-op for the others)
+        groups = mixer.param_groups() if mixer is not None else []
+        opt = torch.optim.SGD([{"params": list(model.parameters())}, *groups], lr=0.01, momentum=0.9)
         steps.append((name, _step_fn(name, mixer, model, opt, x, y)))
         if mixer is not None:
             mixes.append((name, _mix_fn(mixer, model, x, y)))

@@ -185,13 +185,12 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         to a divisor of the block when needed; grids that do not fit the image are skipped.
         Not implemented: the adversarial-noise option (``adv_p``) and the ``box`` (CutMix) mode.
 
-        Cost (``tools/time_puzzlemix.py``; B = 100, 3×32×32, saliency given, one thread, on a
-        2-core CPU shared with other jobs at load ≈ 10, so process CPU time is the figure to
-        read): 20 / 25 / 47 / 147 ms per batch for grids 2 / 4 / 8 / 16 with the batched solver,
-        88 / 106 / 137 / 264 ms with ``solver="gco"``; extra heap in use at the peak 6 / 6 / 4 /
-        23 MB (the 16×16 transport's tables). The graph-cut energy is equal or lower than
-        pyGCO's on 2×2 and 4×4 grids and +0.04 % / +0.08 % on average on 8×8 / 16×16 (worst
-        image +1.4 %), on the demo images' gradient saliency.
+        Cost (``tools/time_puzzlemix.py --threads 1``; B = 100, 3×32×32, saliency given, one
+        thread of an idle 2-core Xeon): 23 / 30 / 41 / 128 ms per batch for grids 2 / 4 / 8 / 16
+        with the batched solver, 42 / 65 / 75 / 170 ms with ``solver="gco"``; extra heap in use
+        at the peak 6 / 6 / 6 / 24 MB (the 16×16 transport's tables). The graph-cut energy is
+        equal or lower than pyGCO's on 2×2 and 4×4 grids and +0.02 % / +0.06 % on average on
+        8×8 / 16×16 (worst image +1.0 %), on the demo images' gradient saliency (BENCHMARKS.md).
     """
 
     params_type = PuzzleMixParams
