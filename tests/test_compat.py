@@ -236,3 +236,11 @@ def test_random_choice_bad_input():
         mixkit.RandomChoice([])
     with pytest.raises(ValueError, match="non-negative probabilities"):
         mixkit.RandomChoice([mixkit.Mixup()], p=[0.5, 0.5])
+
+
+def test_random_choice_refuses_a_learned_mixer():
+    with pytest.raises(ValueError, match="AutoMix trains alongside the model"):
+        mixkit.RandomChoice([mixkit.Mixup(), mixkit.AutoMix()])
+    assert not mixkit.RandomChoice([mixkit.Mixup(), mixkit.SnapMix()]).label_weights_sum_to_one
+    assert mixkit.RandomChoice([mixkit.Mixup(), mixkit.CutMix()]).label_weights_sum_to_one
+

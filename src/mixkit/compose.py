@@ -25,6 +25,12 @@ class ChoiceParams:
         return self.params.batch_size
 
 
+def _trains_itself(mixer: Mixer) -> bool:
+    """The mixer overrides a training hook of :class:`Mixer` (a learned mixer such as AutoMix)."""
+    return any(getattr(type(mixer), hook) is not getattr(Mixer, hook)
+               for hook in ("bind", "param_groups", "extra_loss", "after_step"))
+
+
 class RandomChoice(Mixer):
     """Apply one of ``mixers`` per batch, chosen with probabilities ``p`` (uniform by default).
 
@@ -32,6 +38,7 @@ class RandomChoice(Mixer):
     ``Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5)``. ``prob`` is the probability of
     mixing at all; each child's own ``prob`` still applies. Given ``seed`` or ``generator``, all
     children draw from this mixer's generator, so one seed makes the whole choice reproducible.
+    A learned mixer (AutoMix, which trains through the training hooks) cannot be a child.
 
     Shapes:
         as the chosen mixer; ``out.params`` is a :class:`ChoiceParams`. ``K`` (columns of
@@ -52,6 +59,11 @@ class RandomChoice(Mixer):
                 or bool((weights < 0).any()) or float(weights.sum()) <= 0:
             raise ValueError(f"RandomChoice: expected p to hold {len(mixers)} non-negative "
                              f"probabilities with a positive sum, got {list(p)!r}")
+        learned = [type(m).__name__ for m in mixers if _trains_itself(m)]
+        if learned:
+            raise ValueError(f"RandomChoice: {', '.join(learned)} trains alongside the model through "
+                             "its own hooks (bind/extra_loss/after_step), which a random choice "
+                             "would not forward; use it on its own")
         self.mixers = nn.ModuleList(mixers)
         self.p = (weights / weights.sum()).tolist()
         if seed is not None or generator is not None:
