@@ -26,6 +26,8 @@ from typing import List, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._init import he_init_
+
 
 def _shortcut(x: Tensor, out: Tensor, stride: int) -> Tensor:
     """``x`` 2×2 average pooled if ``stride == 2``, zero-padded in channels to ``out``'s."""
@@ -137,12 +139,7 @@ class PyramidNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.bn_final = nn.BatchNorm2d(in_planes)
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.layer3(self.layer2(self.layer1(self.bn1(self.conv1(x)))))  # (B, C, H/4, W/4)

@@ -23,6 +23,8 @@ from typing import Optional, Tuple
 
 from torch import Tensor, nn
 
+from ._init import he_init_
+
 
 class ResNeXtBlock(nn.Module):
     """1×1 conv-BN-ReLU to ``width``, grouped 3×3 conv-BN-ReLU, 1×1 conv-BN to ``out_planes``,
@@ -100,12 +102,7 @@ class CifarResNeXt(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
         nn.init.kaiming_normal_(self.fc.weight, nonlinearity="relu")
         nn.init.zeros_(self.fc.bias)
 

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from .arrays import ArrayData
 from .order import check_int
+from .transforms import apply_seeded
 
 PathLike = Union[str, os.PathLike]
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
@@ -204,8 +205,4 @@ class FolderDataset(Dataset):
         label = int(self.labels[index])
         if self.transform is None:
             return img, label
-        if seed is None:
-            return self.transform(img), label
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.transform(img), label
+        return apply_seeded(self.transform, img, seed), label

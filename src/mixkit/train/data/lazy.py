@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .arrays import ArrayData
+from .transforms import apply_seeded
 from .order import (check_int, derive_seed, epoch_permutation, generator_for, global_batch_bounds,
                     num_global_batches, rank_slice)
 
@@ -40,11 +41,7 @@ class ArrayDataset(Dataset):
         img, label = self.data.images[index], int(self.data.labels[index])  # (C, H, W) uint8
         if self.transform is None:
             return img, label
-        if seed is None:
-            return self.transform(img), label
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.transform(img), label
+        return apply_seeded(self.transform, img, seed), label
 
 
 class LazyLoader:

@@ -9,7 +9,7 @@ ImageNet protocol (Resize 256 → CenterCrop 224; methods.md §17.2).
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -74,3 +74,13 @@ def small_train_transform(size: Tuple[int, int], padding: int, mean: Optional[Se
     ops += [v2.RandomCrop(list(size), padding=padding)] if padding else []
     ops += [v2.RandomHorizontalFlip()] if flip else []
     return v2.Compose(ops + auto_augment_transform(auto_augment) + _finish(mean, std))
+
+
+def apply_seeded(transform: Callable[[Any], Any], img: Any, seed: Optional[int]) -> Any:
+    """``transform(img)`` — with the global torch RNG seeded by ``seed`` (and restored after) when
+    a seed is given, so a per-image torchvision pipeline draws the same every time it is replayed."""
+    if seed is None:
+        return transform(img)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transform(img)
