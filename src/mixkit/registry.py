@@ -47,13 +47,17 @@ def method_options(name: str) -> List[str]:
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+def checked_options(kwargs: dict, valid: List[str], who: str) -> dict:
+    """``kwargs`` without ``None`` values; an unknown keyword is a ``TypeError`` listing ``valid``."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise TypeError(f"{who}: unknown option(s) {', '.join(unknown)}; "
+                        f"valid options: {', '.join(valid) or 'none'}")
+    return kwargs
+
+
 def build(name: str, **kwargs):
     """Instantiate the method registered as ``name`` with ``kwargs`` (``None`` values dropped)."""
     cls = get_method(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    valid = method_options(name)
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise TypeError(f"build({name!r}): unknown option(s) {', '.join(unknown)}; "
-                        f"valid options: {', '.join(valid)}")
-    return cls(**kwargs)
+    return cls(**checked_options(kwargs, method_options(name), f"build({name!r})"))

@@ -22,6 +22,8 @@ from typing import Callable, Dict, List, Tuple
 
 from torch import nn
 
+from ..registry import checked_options
+
 from .preact_resnet import preactresnet18
 from .pyramidnet import pyramidnet110_64, pyramidnet200_240
 from .resnext import resnext29_4_24
@@ -119,10 +121,5 @@ def build_model(name: str, num_classes: int, **kwargs: object) -> nn.Module:
     constructor = _get(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"build_model({name!r}): expected num_classes ≥ 1, got {num_classes!r}")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    valid = model_options(name)
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise TypeError(f"build_model({name!r}): unknown option(s) {', '.join(unknown)}; "
-                        f"valid options: {', '.join(valid) or 'none'}")
+    kwargs = checked_options(kwargs, model_options(name), f"build_model({name!r})")
     return constructor(num_classes=num_classes, **kwargs)
