@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from .arrays import ArrayData
 from .transforms import apply_seeded
-from .order import (check_int, derive_seed, epoch_permutation, generator_for, global_batch_bounds,
-                    num_global_batches, rank_slice)
+from .order import (check_int, check_shard, derive_seed, epoch_permutation, generator_for,
+                    global_batch_bounds, num_global_batches, rank_slice)
 
 
 class ArrayDataset(Dataset):
@@ -70,10 +70,7 @@ class LazyLoader:
         self.dataset = dataset
         self.batch_size = check_int(batch_size, who, "batch_size", 1)
         self.seed = check_int(seed, who, "seed", 0)
-        self.world_size = check_int(world_size, who, "world_size", 1)
-        self.rank = check_int(rank, who, "rank", 0)
-        if self.rank >= self.world_size:
-            raise ValueError(f"{who}: expected rank < world_size, got rank={rank}, world_size={world_size}")
+        self.rank, self.world_size = check_shard(rank, world_size, who)
         self.num_workers = check_int(num_workers, who, "num_workers", 0)
         self.shuffle, self.drop_last, self.seeded = bool(shuffle), bool(drop_last), bool(seeded)
         self.pin_memory, self.channels_last = bool(pin_memory), bool(channels_last)

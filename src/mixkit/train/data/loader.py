@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .arrays import ArrayData
 from .norm import check_mean_std
-from .order import (check_int, epoch_permutation, generator_for, global_batch_bounds,
+from .order import (check_int, check_shard, epoch_permutation, generator_for, global_batch_bounds,
                     num_global_batches, rank_slice)
 
 Batch = Tuple[Tensor, Tensor]
@@ -72,10 +72,7 @@ class MemoryLoader:
         self.batch_size = check_int(batch_size, who, "batch_size", 1)
         self.crop_padding = check_int(crop_padding, who, "crop_padding", 0)
         self.seed = check_int(seed, who, "seed", 0)
-        self.world_size = check_int(world_size, who, "world_size", 1)
-        self.rank = check_int(rank, who, "rank", 0)
-        if self.rank >= self.world_size:
-            raise ValueError(f"{who}: expected rank < world_size, got rank={rank}, world_size={world_size}")
+        self.rank, self.world_size = check_shard(rank, world_size, who)
         if (mean is None) != (std is None):
             raise ValueError(f"{who}: give both mean and std, or neither (got mean={mean}, std={std})")
         if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):

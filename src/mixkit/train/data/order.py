@@ -44,6 +44,15 @@ def check_int(value: object, who: str, name: str, minimum: int = 0) -> int:
     return int(value)
 
 
+def check_shard(rank: object, world_size: object, who: str) -> tuple:
+    """``(rank, world_size)`` as ints with ``0 <= rank < world_size``, or an error naming them."""
+    world = check_int(world_size, who, "world_size", 1)
+    r = check_int(rank, who, "rank", 0)
+    if r >= world:
+        raise ValueError(f"{who}: expected rank < world_size, got rank={rank}, world_size={world_size}")
+    return r, world
+
+
 def num_global_batches(num_items: int, batch_size: int, world_size: int, drop_last: bool) -> int:
     """Batches per epoch (the same on every rank).
 
