@@ -90,7 +90,7 @@ def in_use():
 
 torch.set_num_threads({threads})
 x, y, s = torch.load({path!r})
-mixer = PuzzleMix(block_nums=({grid},), solver={solver!r}, seed=0)
+mixer = PuzzleMix(block_nums=({grid},), solver={solver!r}, backend={backend!r}, seed=0)
 mixer(x, y, saliency=s)
 peaks, done = [], threading.Event()
 
@@ -110,10 +110,17 @@ print(max(peaks[0], in_use()) - base)
 """
 
 
-def peak_mb(path: Path, grid: int, solver: str, threads: int) -> float:
+def _config(spec: str):
+    """``solver[:backend]`` → ``(solver, backend)`` (backend "auto" when not given)."""
+    solver, _, backend = spec.partition(":")
+    return solver, backend or "auto"
+
+
+def peak_mb(path: Path, grid: int, spec: str, threads: int) -> float:
     """Peak extra heap memory (glibc ``mallinfo2``: small blocks in use + mmapped blocks, which
     holds torch's CPU tensors) during one warm call, sampled by a thread in a fresh process."""
-    code = _PEAK.format(threads=threads, path=str(path), grid=grid, solver=solver)
+    solver, backend = _config(spec)
+    code = _PEAK.format(threads=threads, path=str(path), grid=grid, solver=solver, backend=backend)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 2 ** 20
 
@@ -131,7 +138,8 @@ def timings(x, y, maps, grids, batch, runs, solvers, threads):
     for n in grids:
         row = [f"{n}×{n}"]
         for solver in solvers:
-            mixer = PuzzleMix(block_nums=(n,), solver=solver, seed=0)
+            name, backend = _config(solver)
+            mixer = PuzzleMix(block_nums=(n,), solver=name, backend=backend, seed=0)
             mixer(xb, yb, saliency=sb)  # warm-up
             walls, cpus = [], []
             for _ in range(runs):
@@ -154,7 +162,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--runs", type=int, default=20, help="timed runs per setting (20)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--solvers", nargs="+", default=["batched", "gco"])
+    p.add_argument("--solvers", nargs="+", default=["batched:numba", "batched:torch", "gco"],
+                   help="solver[:backend] of PuzzleMix (default batched:numba batched:torch gco)")
     p.add_argument("--skip-energy", action="store_true")
     p.add_argument("--skip-timing", action="store_true")
     p.add_argument("--seed", type=int, default=0)

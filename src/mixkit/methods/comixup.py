@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_int, check_positive, value_checks_on
@@ -20,8 +19,8 @@ from ..batch import MixedBatch
 from ..mixer import Mixer
 from ..registry import register
 from ..sampling import dirichlet, randint
-from ..saliency.filters import argmax_pixel, normalize_sum, pool_grid
-from ..solvers.comixup import SOLVERS, comixup_objective, comixup_solve
+from ..saliency.filters import argmax_pixel, box_sums, normalize_sum, pool_grid
+from ..solvers.comixup import BACKENDS, SOLVERS, comixup_objective, comixup_solve
 from ._saliency import GradientSaliencyMixin
 
 
@@ -71,6 +70,10 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         solver: ``"batched"`` (default; vectorised over partitions on the images' device) or
             ``"gco"`` (pyGCO α-β-swap, one output at a time, as the official code; needs
             ``gco-wrapper``).
+        backend: batched solver — ``"auto"`` (default: Algorithm 1 compiled for the CPU when the
+            images are on the CPU and numba is installed — ``pip install mixkit[fast]`` — else
+            torch), ``"torch"`` (vectorised over partitions on the images' device) or
+            ``"numba"``; the same algorithm either way (tested label for label).
         groups: batched solver — label the outputs of a partition in this many groups, each
             group jointly (faster, but outputs of a group do not see each other's moves and
             crowd into the same inputs: the objective suffers badly, see docs/methods.md);
@@ -108,7 +111,8 @@ class CoMixup(GradientSaliencyMixin, Mixer):
     def __init__(self, *, partition: int = 20, grid: int = 4, alpha: float = 2.0, beta: float = 0.32,
                  gamma: float = 1.0, eta: float = 0.05, tau: float = 0.83, omega: float = 1e-3,
                  n_iter: int = 4, resolve: bool = True, threshold: str = "hard",
-                 mixed_labels: bool = True, solver: str = "batched", groups: Optional[int] = None,
+                 mixed_labels: bool = True, solver: str = "batched", backend: str = "auto",
+                 groups: Optional[int] = None,
                  sweeps: int = 1, official_threshold: bool = False, clean_weight: float = 1.0,
                  bn_mode: Optional[str] = None, saliency_dtype: Optional[str] = None,
                  prob: float = 1.0, seed: Optional[int] = None,
@@ -130,6 +134,7 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         self.threshold = check_choice(threshold, ("hard", "soft"), who, "threshold")
         self.mixed_labels = bool(mixed_labels)
         self.solver = check_choice(solver, SOLVERS, who, "solver")
+        self.backend = check_choice(backend, BACKENDS, who, "backend")
         self.groups = None if groups is None else check_int(groups, who, "groups", 1)
         self.sweeps = check_int(sweeps, who, "sweeps", 1)
         self.official_threshold = bool(official_threshold)
@@ -160,7 +165,8 @@ class CoMixup(GradientSaliencyMixin, Mixer):
                               tau=self.tau, n_iter=self.n_iter, resolve=self.resolve,
                               mixed_labels=self.mixed_labels, soft_threshold=self.threshold == "soft",
                               official_threshold=self.official_threshold, solver=self.solver,
-                              groups=self.groups, sweeps=self.sweeps)  # (P, M, g, g, m)
+                              groups=self.groups, sweeps=self.sweeps,
+                              backend=self.backend)  # (P, M, g, g, m)
             src, mask = _columns(z, start, m)
             sources.append(src)
             masks.append(mask)
@@ -176,7 +182,7 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         b, h, w = s.shape
         g = self.grid
         blocks = normalize_sum(pool_grid(s, (g, g)))  # (B, g, g), each sums to 1
-        where = argmax_pixel(F.avg_pool2d(s.unsqueeze(1), (h // g, w // g), stride=1).squeeze(1))
+        where = argmax_pixel(box_sums(s, (h // g, w // g)))  # the official stride-1 average pool's argmax
         start = 0
         for (size, count), prior in zip(_runs(sizes), priors):
             end = start + size * count
@@ -223,17 +229,21 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         work = torch.promote_types(x.dtype, torch.float32)
         sources = params.sources.to(x.device)
         mask = params.mask.to(x.device, work)  # (B, K, g, g)
-        # a block holds at most two inputs: gather those two per block, O(B·C·H·W) work
+        # a block holds at most two inputs: pick those two rows of a (block, pixels) table
         share, col = mask.topk(min(2, mask.shape[1]), dim=1)  # (B, 2, g, g)
-        src = sources.gather(1, col.flatten(1)).view(col.shape)  # (B, 2, g, g) batch indices
+        src = sources.gather(1, col.flatten(1))  # (B, 2·g·g) batch indices
         bh, bw = h // g, w // g
-        blocks = x.to(work).reshape(b, c, g, bh, g, bw).permute(2, 4, 0, 1, 3, 5)  # (g, g, B, C, bh, bw)
-        rows = torch.arange(g, device=x.device)
-        picked = blocks[rows.view(g, 1, 1, 1), rows.view(1, g, 1, 1), src.permute(2, 3, 0, 1)]
-        # picked (g, g, B, 2, C, bh, bw) · share → (g, g, B, C, bh, bw)
-        out = (picked * share.permute(2, 3, 0, 1)[..., None, None, None]).sum(3)
-        mixed = torch.empty_like(x)
-        mixed.copy_(out.permute(2, 3, 0, 4, 1, 5).reshape(b, c, h, w))
+        table = x.to(work).reshape(b, c, g, bh, g, bw).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, -1)
+        rows = (src.view(b, -1, g * g) * (g * g) + torch.arange(g * g, device=x.device)).transpose(0, 1)
+        share = share.view(b, -1, g * g, 1).transpose(0, 1)  # (2, B, g·g, 1)
+        out = table.index_select(0, rows[0].flatten()).view(b, g * g, -1) * share[0]
+        for k in range(1, rows.shape[0]):
+            out.addcmul_(table.index_select(0, rows[k].flatten()).view(b, g * g, -1), share[k])
+        mixed = torch.empty_like(x)  # x's memory format; written block by block in one copy
+        target = mixed if mixed.is_contiguous() else torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        target.view(b, c, g, bh, g, bw).permute(0, 2, 4, 1, 3, 5).copy_(out.view(b, g, g, c, bh, bw))
+        if target is not mixed:
+            mixed.copy_(target)
         weights = params.mask.to(x.device, torch.float64).mean((2, 3))
         weights = (weights / weights.sum(1, keepdim=True)).float()
         return MixedBatch(mixed, sources, weights, y, params)

@@ -21,8 +21,8 @@ from ..batch import MixedBatch
 from ..registry import register
 from ..sampling import beta_scalar, randint
 from ..saliency.filters import normalize_sum, pool_grid
-from ..solvers.gridcut import SOLVERS, grid_cut
-from ..solvers.transport import transport_plan
+from ..solvers.gridcut import BACKENDS, SOLVERS, grid_cut
+from ..solvers.transport import move_blocks, pixel_blocks, transport_plan
 from ._pair import PairDraw, PairMixer
 from ._saliency import GradientSaliencyMixin, check_mean_std
 
@@ -69,9 +69,9 @@ def _edge_tables(pooled: Tensor, partner: Tensor, kv: int, kh: int) -> Tuple[Ten
     left = imgs[..., :, kh - 1:-1:kh]
     right = imgs[..., :, kh::kh]
     dh = (left[:, :, None] - right[:, None]).abs().mean(3)  # (B, 2, 2, h, n−1)
-    dv = F.avg_pool1d(dv.flatten(0, 3)[:, None], kh).view(*dv.shape[:4], -1)  # (B, 2, 2, n−1, n)
-    dh = F.avg_pool1d(dh.transpose(-1, -2).flatten(0, 3)[:, None], kv)
-    dh = dh.view(*dv.shape[:3], -1, pooled.shape[2] // kv).transpose(-1, -2)  # (B, 2, 2, n, n−1)
+    # average over each block's kh (kv) pooled pixels along the boundary
+    dv = dv.unflatten(-1, (-1, kh)).mean(-1) if kh > 1 else dv  # (B, 2, 2, n−1, n)
+    dh = dh.unflatten(-2, (-1, kv)).mean(-2) if kv > 1 else dh  # (B, 2, 2, n, n−1)
     return dv, dh
 
 
@@ -164,6 +164,10 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         t_size: transport block side in pixels (CIFAR 4); −1: the graph-cut blocks (ImageNet).
         solver: graph cut, ``"auto"`` (= ``"batched"``, vectorised on the images' device) or
             ``"gco"`` (pyGCO's α-β-swap per image on the CPU, the official solver).
+        backend: where the batched graph cut and the transport run: ``"auto"`` (default: the
+            compiled CPU code for CPU tensors when numba is installed — ``pip install
+            mixkit[fast]`` — else torch), ``"torch"`` (vectorised over the batch on the images'
+            device) or ``"numba"``; the same algorithms either way.
         mean, std: the normalisation of ``x`` (the data term is computed on [0, 1] pixels as the
             official code); None: ``x`` in [0, 1].
         pairing, clean_weight, bn_mode, saliency_dtype: as :class:`~mixkit.RMix` (official CIFAR
@@ -198,7 +202,8 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
     def __init__(self, *, alpha: float = 1.0, beta: float = 1.2, gamma: float = 0.5, eta: float = 0.2,
                  n_labels: int = 3, neigh_size: int = 4, block_nums: Sequence[int] = (2, 4, 8, 16),
                  transport: bool = True, t_eps: float = 0.8, t_size: int = 4, solver: str = "auto",
-                 mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
+                 backend: str = "auto", mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None,
                  pairing: str = "random", clean_weight: float = 0.0, bn_mode: Optional[str] = None,
                  saliency_dtype: Optional[str] = None, prob: float = 1.0, seed: Optional[int] = None,
                  generator: Optional[torch.Generator] = None) -> None:
@@ -221,6 +226,7 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
             raise ValueError(f"{who}: expected t_size >= 1 or -1 (the graph-cut blocks), got {t_size!r}")
         self.t_size = t_size
         self.solver = check_choice(solver, SOLVERS, who, "solver")
+        self.backend = check_choice(backend, BACKENDS, who, "backend")
         self.mean, self.std = check_mean_std(mean, std, who)
         self._init_gradient(clean_weight, bn_mode, saliency_dtype)
 
@@ -257,7 +263,8 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
                                  n_labels=self.n_labels, beta=self.beta, gamma=self.gamma, eta=self.eta,
                                  neigh_size=self.neigh_size, mean=self.mean, std=self.std)
         sweeps = -1 if self.solver == "gco" else _SWEEPS
-        labels = grid_cut(*problem, algorithm="swap", n_iter=sweeps, solver=self.solver)  # (B, n, n)
+        labels = grid_cut(*problem, algorithm="swap", n_iter=sweeps, solver=self.solver,
+                          backend=self.backend)  # (B, n, n)
         mask = (1 - labels.to(torch.float64) / (self.n_labels - 1)).unsqueeze(1)  # (B, 1, n, n)
         if not self.transport:
             return mask, None
@@ -267,7 +274,8 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         s1 = normalize_sum(pool_grid(params.saliency.to(x.device, torch.float32), (nt, nt)))
         # both transports in one batch: the image where its share > 0, the partner where < 1
         both = transport_plan(torch.cat([s1, s1.index_select(0, perm)]),
-                              torch.cat([mask[:, 0] > 0, mask[:, 0] < 1]), self.t_eps)
+                              torch.cat([mask[:, 0] > 0, mask[:, 0] < 1]), self.t_eps,
+                              backend=self.backend)
         return mask, both.view(2, b, nt * nt)
 
     def _apply(self, x: Tensor, y: Tensor, params: PuzzleMixParams) -> MixedBatch:
@@ -280,16 +288,14 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         if plan is None:
             m = F.interpolate(mask.to(x.device, x.dtype), size=(h, w), mode="nearest")  # (B, 1, H, W)
             mixed = torch.lerp(x.index_select(0, perm), x, m)
-        else:  # move and blend block by block: one gather for both images
+        else:  # each image's blocks moved by its plan, then blended by the mask
             nt = mask.shape[-1]
-            bh, bw = h // nt, w // nt
-            blocks = x.reshape(b, c, nt, bh, nt, bw).permute(0, 2, 4, 1, 3, 5).reshape(b * nt * nt, -1)
-            owner = torch.stack([torch.arange(b, device=x.device), perm])[..., None] * (nt * nt)  # (2, B, 1)
             plan = plan.to(x.device)
-            picked = blocks.index_select(0, (owner + plan.clamp(min=0)).view(-1)).view(2, b, nt * nt, -1)
-            picked = picked * (plan >= 0).to(x.dtype)[..., None]  # no source: zeros (never shown here)
-            mixed = torch.lerp(picked[1], picked[0], mask.to(x.device, x.dtype).view(b, nt * nt, 1))
-            mixed = mixed.view(b, nt, nt, c, bh, bw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+            moved = move_blocks(x, plan[0], nt)
+            partner = move_blocks(x.index_select(0, perm), plan[1], nt)
+            block, _ = pixel_blocks(h, w, nt, x.device)  # nearest upsampling of the mask
+            m = mask.to(x.device, x.dtype).view(b, nt * nt).index_select(1, block).view(b, 1, h, w)
+            mixed = torch.lerp(partner, moved, m)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             mixed = mixed.contiguous(memory_format=torch.channels_last)
         else:

@@ -71,6 +71,15 @@ def pool_grid(s: Tensor, grid: Tuple[int, int]) -> Tensor:
     return F.avg_pool2d(s.unsqueeze(1), (h // gh, w // gw)).squeeze(1)
 
 
+def box_sums(s: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Sum of every ``size = (kh, kw)`` window of maps ``(B, H, W)`` (stride 1, no padding) →
+    ``(B, H − kh + 1, W − kw + 1)`` float64, from one integral image: O(H·W) per map whatever
+    the window (an average pool of stride 1 costs O(H·W·kh·kw))."""
+    kh, kw = size
+    c = F.pad(s.double().cumsum(-1).cumsum(-2), (1, 0, 1, 0))  # (B, H + 1, W + 1), c[i, j] = Σ s[:i, :j]
+    return c[:, kh:, kw:] - c[:, :-kh, kw:] - c[:, kh:, :-kw] + c[:, :-kh, :-kw]
+
+
 def argmax_pixel(s: Tensor) -> Tensor:
     """``(row, col)`` of each map's maximum (first in row-major order), ``(B, 2)`` int64."""
     flat = s.flatten(1).argmax(dim=1)

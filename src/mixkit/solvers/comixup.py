@@ -49,6 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 SOLVERS = ("batched", "gco")
+#: where the batched solver runs: "auto" (numba on CPU tensors when installed, else torch), or forced
+BACKENDS = ("auto", "torch", "numba")
 #: tie-breaker the official code subtracts from the unary of a half/half label
 HALF_BONUS = 5e-4
 #: label cost between a half/half label and one of its two inputs (others: 1)
@@ -99,7 +101,7 @@ def comixup_solve(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta:
                   mixed_labels: bool = True, soft_threshold: bool = False,
                   official_threshold: bool = False, solver: str = "batched",
                   groups: Optional[int] = None, passes: int = 1, sweeps: int = 2, tol: float = 1e-6,
-                  history: Optional[List[Tensor]] = None) -> Tensor:
+                  history: Optional[List[Tensor]] = None, backend: str = "auto") -> Tensor:
     """Run Algorithm 1 on ``P`` partitions at once; returns ``z`` ``(P, M, g, g, m)`` in ``{0, ½, 1}``.
 
     Args:
@@ -122,11 +124,22 @@ def comixup_solve(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta:
             = group size is exactly the sequential order).
         sweeps: batched solver — checkerboard ICM sweeps per labelling step.
         tol: relative change of the objective under which a partition stops.
+        backend: batched solver — ``"torch"`` (vectorised over partitions on the tensors'
+            device), ``"numba"`` (the same algorithm compiled for the CPU, float64; one call for
+            the whole solve instead of ~4,000 small tensor operations; needs numba:
+            ``pip install mixkit[fast]``) or ``"auto"`` (numba for CPU tensors when it is
+            installed and ``groups`` is None, else torch).
         history: if a list, the objective :func:`comixup_objective` ``(P,)`` of the initial
             labelling and after every outer iteration is appended to it.
     """
     if solver not in SOLVERS:
         raise ValueError(f"comixup_solve: expected solver in {SOLVERS}, got {solver!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"comixup_solve: expected backend in {BACKENDS}, got {backend!r}")
+    if solver == "batched" and _use_numba(backend, cost, groups):
+        return _solve_numba(cost, compat, init, beta=beta, gamma=gamma, tau=tau, n_iter=n_iter,
+                            resolve=resolve, mixed_labels=mixed_labels, soft_threshold=soft_threshold,
+                            official_threshold=official_threshold, sweeps=sweeps, tol=tol, history=history)
     p, m, g, _ = cost.shape
     outputs = init.shape[1]
     n = g * g
@@ -182,6 +195,53 @@ def comixup_solve(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta:
     return z.view(p, outputs, g, g, m)
 
 
+def _use_numba(backend: str, cost: Tensor, groups: Optional[int]) -> bool:
+    from . import _comixup_numba  # noqa: PLC0415
+
+    if backend == "numba":
+        if not _comixup_numba.available():
+            raise ImportError("comixup_solve(backend='numba') needs numba: pip install mixkit[fast]")
+        if cost.device.type != "cpu" or groups is not None:
+            raise ValueError("comixup_solve: backend='numba' runs on CPU tensors with groups=None, got "
+                             f"device {cost.device.type}, groups {groups!r}")
+        return True
+    return backend == "auto" and cost.device.type == "cpu" and groups is None and _comixup_numba.available()
+
+
+def _solve_numba(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta: float, gamma: float,
+                 tau: float, n_iter: int, resolve: bool, mixed_labels: bool, soft_threshold: bool,
+                 official_threshold: bool, sweeps: int, tol: float,
+                 history: Optional[List[Tensor]]) -> Tensor:
+    """:func:`comixup_solve`'s batched solver through :mod:`._comixup_numba` (same arguments)."""
+    from . import _comixup_numba  # noqa: PLC0415
+
+    p, m, g, _ = cost.shape
+    n = g * g
+    if compat is None:
+        compat = torch.eye(m, dtype=torch.float64).expand(p, m, m)
+    c64 = cost.detach().double()
+    unary = c64.permute(0, 2, 3, 1).reshape(p, n, m).numpy()
+    compat2 = (2 * gamma / n * compat.detach().double()).numpy()
+    z, snaps = _comixup_numba.solve(
+        unary, compat2, init.reshape(p, init.shape[1], n).numpy(), w=beta / n, gamma_n=gamma / n,
+        thr=2 * (gamma / n) * (tau * n), tol=tol, n_iter=n_iter, sweeps=sweeps, g=g, resolve=resolve,
+        mixed_labels=mixed_labels, soft=soft_threshold, official=official_threshold,
+        keep=history is not None, half_bonus=HALF_BONUS, half_cost=HALF_COST)
+    if history is not None:
+        for snap in snaps:
+            zs = torch.from_numpy(snap).view(p, -1, g, g, m)
+            history.append(comixup_objective(zs, c64, compat, beta=beta, gamma=gamma, tau=tau))
+    return torch.from_numpy(z).to(cost.dtype).view(p, init.shape[1], g, g, m)
+
+
+def top_inputs(counts: Tensor, k: int) -> Tensor:
+    """Indices ``(..., k)`` (ascending) of the ``k`` most used inputs, the lower index first among
+    equal counts (counts are multiples of ½, so the key below is exact)."""
+    m = counts.shape[-1]
+    key = counts * (2 * m + 2) - torch.arange(m, device=counts.device, dtype=counts.dtype)
+    return key.topk(k, dim=-1).indices.sort(dim=-1).values
+
+
 def _modular(rest: Tensor, compat2: Tensor, thr: float, soft: bool, official: bool) -> Tensor:
     """Modular approximation ``(P, G, m)`` of the compatibility term for each output of a group:
     ``2γ̃·h(A·rest)`` (``compat2 = 2γ̃·A``, ``thr = 2γ̃·τ̃``)."""
@@ -228,7 +288,7 @@ def _batched_step(u: Tensor, old: Tensor, cnt: Tensor, mixed: bool, from_current
     if not mixed:
         start = old.argmax(3) if from_current else u.argmin(3)
         return F.one_hot(_icm(u, None, w, start, grid, sweeps), m).to(u.dtype)
-    top = cnt.topk(min(3, m), dim=2).indices.sort(dim=2).values  # (P, G, k) a < b < c
+    top = top_inputs(cnt, min(3, m))  # (P, G, k) a < b < c
     half = grid.pairs @ F.one_hot(top, m).to(u.dtype)  # (P, G, h, m) content of the half labels
     u_half = u @ half.transpose(2, 3) - HALF_BONUS  # (P, G, n, h): mean of the two
     both = grid.used @ (cnt.gather(2, top) > 0).to(u.dtype).unsqueeze(3)  # (P, G, h, 1) inputs in use
@@ -282,7 +342,7 @@ def _label_table(counts: Tensor, mixed: bool) -> Tensor:
     if not mixed:
         return eye
     k = min(3, m)
-    top = counts.topk(k, dim=2).indices.sort(dim=2).values  # (P, G, k)
+    top = top_inputs(counts, k)  # (P, G, k)
     pairs = torch.tensor(_PAIRS if k == 3 else ((0.5, 0.5),), device=counts.device, dtype=counts.dtype)
     return torch.cat([eye, pairs @ F.one_hot(top, m).to(counts.dtype)], dim=2)
 

@@ -36,6 +36,8 @@ import torch
 from torch import Tensor
 
 SOLVERS = ("auto", "batched", "gco")
+#: where the batched solver runs: "auto" (numba on CPU tensors when installed, else torch), or forced
+BACKENDS = ("auto", "torch", "numba")
 ALGORITHMS = ("expansion", "swap")
 
 #: sweeps of the batched solver when ``n_iter=-1`` (it stops earlier once nothing changes)
@@ -89,7 +91,7 @@ def grid_energy(labels: Tensor, unary: Tensor, pairwise: Tensor, cost_v: Optiona
 
 def grid_cut(unary: Tensor, pairwise: Tensor, cost_v: Optional[Tensor] = None,
              cost_h: Optional[Tensor] = None, *, algorithm: str = "expansion", n_iter: int = -1,
-             solver: str = "auto") -> Tensor:
+             solver: str = "auto", backend: str = "auto") -> Tensor:
     """Minimise the grid energy per batch item; returns labels ``(B, H, W)`` int64 on ``unary``'s device.
 
     Args:
@@ -106,9 +108,15 @@ def grid_cut(unary: Tensor, pairwise: Tensor, cost_v: Optional[Tensor] = None,
             solver stops after at most 8 sweeps).
         solver: ``"auto"`` (= ``"batched"``), ``"batched"`` or ``"gco"`` (needs ``gco-wrapper``:
             ``pip install mixkit[solvers]``).
+        backend: batched solver — ``"torch"`` (vectorised over the batch on the tensors' device),
+            ``"numba"`` (the same algorithm and float32 arithmetic compiled for the CPU, one item
+            after another; needs numba: ``pip install mixkit[fast]``) or ``"auto"`` (numba for
+            CPU tensors when it is installed, else torch).
     """
     if solver not in SOLVERS:
         raise ValueError(f"grid_cut: expected solver in {SOLVERS}, got {solver!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"grid_cut: expected backend in {BACKENDS}, got {backend!r}")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"grid_cut: expected algorithm in {ALGORITHMS}, got {algorithm!r}")
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter == 0 or n_iter < -1:
@@ -118,7 +126,30 @@ def grid_cut(unary: Tensor, pairwise: Tensor, cost_v: Optional[Tensor] = None,
         return torch.empty(unary.shape[:3], dtype=torch.long, device=unary.device)
     if solver == "gco":
         return _gco_cut(unary, pairwise, cost_v, cost_h, algorithm, n_iter)
+    if _use_numba(backend, unary):
+        return _numba_cut(unary, pairwise, cost_v, cost_h, n_iter)
     return _strip_cut(unary, pairwise, cost_v, cost_h, n_iter)
+
+
+def _use_numba(backend: str, unary: Tensor) -> bool:
+    from . import _gridcut_numba  # noqa: PLC0415
+
+    if backend == "numba":
+        if not _gridcut_numba.available():
+            raise ImportError("grid_cut(backend='numba') needs numba: pip install mixkit[fast]")
+        if unary.device.type != "cpu":
+            raise ValueError(f"grid_cut: backend='numba' runs on CPU tensors, got device {unary.device.type}")
+        return True
+    return backend == "auto" and unary.device.type == "cpu" and _gridcut_numba.available()
+
+
+def _numba_cut(unary: Tensor, pairwise: Tensor, cost_v: Tensor, cost_h: Tensor, n_iter: int) -> Tensor:
+    from . import _gridcut_numba  # noqa: PLC0415
+
+    arrays = [t.detach().to(torch.float32).numpy() for t in (unary, pairwise, cost_v, cost_h)]
+    lab = _gridcut_numba.solve(*arrays, n_iter, max_exact=_MAX_EXACT, max_strip=_MAX_STRIP,
+                               max_table=_MAX_TABLE, max_sweeps=_MAX_SWEEPS)
+    return torch.from_numpy(lab)
 
 
 # ----------------------------------------------------------------------------------- reference

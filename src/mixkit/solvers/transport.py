@@ -21,6 +21,11 @@ Speed: only the first round looks at every source, and only through a window of 
 (exact: a source whose best windowed cost is not below the cheapest possible cost outside the
 window, ``ε·9/(n − 1)² − S[i]``, is looked at in full); later rounds recompute only the sources
 that lost (their cost rows are the only ones that changed). The plan equals the dense algorithm's.
+
+Backends: ``"torch"`` runs the rounds as batched tensor operations on the tensors' device;
+``"numba"`` (:mod:`._transport_numba`, ``pip install mixkit[fast]``) runs the same algorithm as
+compiled loops on the CPU, in float64 (bit-identical plans on float64 inputs), without the torch
+path's per-operation dispatch cost; ``"auto"`` takes numba for CPU tensors when it is installed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from .gridcut import first_argmin
 
 #: half-width (in blocks) of the first round's window
 _WINDOW = 2
+#: values of ``transport_plan``'s ``backend``
+BACKENDS = ("auto", "torch", "numba")
 
 
 @functools.lru_cache(maxsize=16)
@@ -58,7 +65,8 @@ def _grid_tables(n: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, float]
     return dist, cand, cdist, r, c, outside
 
 
-def transport_plan(saliency: Tensor, shown: Tensor, eps: float = 0.8, n_iter: Optional[int] = None) -> Tensor:
+def transport_plan(saliency: Tensor, shown: Tensor, eps: float = 0.8, n_iter: Optional[int] = None,
+                   backend: str = "auto") -> Tensor:
     """The source block of every destination block: ``(B, N)`` int64, −1 where none.
 
     Args:
@@ -66,24 +74,41 @@ def transport_plan(saliency: Tensor, shown: Tensor, eps: float = 0.8, n_iter: Op
         shown: ``(B, n, n)`` bool, the destinations the mask shows (``mask > 0``).
         eps: ``ε``, the weight of the distance (official ``t_eps``, default 0.8).
         n_iter: rounds (default ``n``, as the official code).
+        backend: ``"torch"`` (batched tensor operations on the tensors' device, in float64 for
+            float64 saliency, else float32), ``"numba"`` (the same algorithm compiled for CPU
+            tensors, one call per batch; needs numba: ``pip install mixkit[fast]``) or ``"auto"``
+            (default: numba for CPU tensors when it is installed, else torch). The numba path
+            computes in float64: float32 saliency is promoted, so near-ties can resolve
+            differently from the float32 torch path; on float64 inputs the plans are identical.
+            The plan is on the tensors' device either way.
     """
     square = saliency.ndim == 3 and saliency.shape[1] == saliency.shape[2]
     if not square or tuple(shown.shape) != tuple(saliency.shape):
         raise ValueError(f"transport_plan: expected saliency and shown of one shape (B, n, n), got "
                          f"{tuple(saliency.shape)} and {tuple(shown.shape)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"transport_plan: expected backend in {BACKENDS}, got {backend!r}")
     b, n = saliency.shape[:2]
     n_blocks = n * n
     dev = saliency.device
+    use_numba = _use_numba(backend, saliency, shown)
     if dev.type == "meta":  # no values to plan with: a plan of the right shape and device
         return torch.empty(b, n_blocks, dtype=torch.long, device=dev)
     rounds = max(n if n_iter is None else int(n_iter), 1)
+    if use_numba:
+        from . import _transport_numba  # noqa: PLC0415
+
+        return torch.from_numpy(_transport_numba.plan(
+            saliency.detach().reshape(b, n_blocks).to(torch.float64).numpy(),
+            shown.detach().reshape(b, n_blocks).to(torch.float64).numpy(), n, eps, rounds))
     dist, cand, cdist, brow, bcol, outside = _grid_tables(n)
     dist, cand, cdist, brow, bcol = (t.to(dev) for t in (dist, cand, cdist, brow, bcol))
     n_cand = cand.shape[0]
     dtype = torch.float64 if saliency.dtype == torch.float64 else torch.float32
     s = saliency.reshape(b, n_blocks).to(dtype)  # (B, N) source saliency
     z = shown.reshape(b, n_blocks).to(dtype)  # (B, N) destinations shown
-    dist, cdist = (eps * dist).to(dtype), (eps * cdist).to(dtype)
+    # outside the grid the window's distance stays inf (eps · inf would be NaN for eps = 0)
+    dist, cdist = (eps * dist).to(dtype), torch.where(cdist.isinf(), cdist, eps * cdist).to(dtype)
     bound = eps * outside - s  # (B, N): least cost of any destination outside the window
     safe = cand.clamp(min=0)
     rows = torch.arange(n_blocks, device=dev)
@@ -150,13 +175,46 @@ def transport_plan(saliency: Tensor, shown: Tensor, eps: float = 0.8, n_iter: Op
     return src[:, :n_blocks]
 
 
+def _use_numba(backend: str, saliency: Tensor, shown: Tensor) -> bool:
+    """Whether :func:`transport_plan` runs through :mod:`._transport_numba` (errors for a
+    ``"numba"`` request it cannot serve; meta tensors take the torch path's empty plan)."""
+    from . import _transport_numba  # noqa: PLC0415
+
+    on_cpu = saliency.device.type == "cpu" and shown.device.type == "cpu"
+    if backend == "numba":
+        if not _transport_numba.available():
+            raise ImportError("transport_plan(backend='numba') needs numba: pip install mixkit[fast]")
+        if not on_cpu and saliency.device.type != "meta":
+            raise ValueError("transport_plan: backend='numba' runs on CPU tensors, got saliency on "
+                             f"{saliency.device} and shown on {shown.device}")
+        return on_cpu
+    return backend == "auto" and on_cpu and _transport_numba.available()
+
+
 def move_blocks(x: Tensor, src: Tensor, n: int) -> Tensor:
     """Images ``(B, C, H, W)`` whose block ``j`` of an ``n × n`` grid is block ``src[:, j]`` of ``x``
-    (zeros where ``src`` is −1). ``H`` and ``W`` must be multiples of ``n``."""
+    (zeros where ``src`` is −1). ``H`` and ``W`` must be multiples of ``n``.
+
+    One gather of pixels in place (no block-major copies of the images, which cost a strided
+    copy each way when blocks are a few pixels wide); the result is contiguous."""
     b, c, h, w = x.shape
+    block, offset = pixel_blocks(h, w, n, x.device)
     bh, bw = h // n, w // n
-    patches = x.reshape(b, c, n, bh, n, bw).permute(0, 2, 4, 1, 3, 5).reshape(b, n * n, c * bh * bw)
-    index = src.clamp(min=0).to(x.device)[..., None].expand(-1, -1, patches.shape[2])
-    moved = patches.gather(1, index)  # (B, N, C·bh·bw)
-    moved = moved * (src >= 0).to(device=x.device, dtype=x.dtype)[..., None]
-    return moved.reshape(b, n, n, c, bh, bw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+    s = src.to(x.device)
+    start = (s.clamp(min=0) // n * bh) * w + s.clamp(min=0) % n * bw  # (B, N) first pixel of each source
+    pix = start.index_select(1, block) + offset  # (B, H·W)
+    moved = x.reshape(b, c, h * w).gather(2, pix[:, None].expand(b, c, h * w))
+    if x.device.type == "meta" or bool((s < 0).any()):
+        moved = moved * (s >= 0).to(x.dtype).index_select(1, block)[:, None]
+    return moved.view(b, c, h, w)
+
+
+@functools.lru_cache(maxsize=32)
+def pixel_blocks(h: int, w: int, n: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """For an ``h × w`` image cut into ``n × n`` blocks: the block of every pixel ``(H·W,)`` and the
+    pixel's offset ``(H·W,)`` from its block's first pixel (row-major, in the flattened image)."""
+    bh, bw = h // n, w // n
+    rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
+    block = ((rows // bh)[:, None] * n + (cols // bw)[None]).reshape(-1)
+    offset = ((rows % bh)[:, None] * w + (cols % bw)[None]).reshape(-1)
+    return block, offset

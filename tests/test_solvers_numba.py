@@ -1,0 +1,119 @@
+"""The compiled CPU solvers (numba) against the torch ones: the same algorithm, so the same labels.
+
+On problems whose arithmetic is exact (dyadic values: every sum and product is representable),
+rounding cannot differ and the two must agree label for label whatever the summation order; on
+real-valued problems they must agree up to near-ties (checked through the objective)."""
+
+import pytest
+import torch
+
+pytest.importorskip("numba")
+
+import mixkit.solvers.comixup as comixup_module  # noqa: E402
+from mixkit.methods.comixup import CoMixup  # noqa: E402
+from mixkit.methods.puzzlemix import PuzzleMix, puzzle_problem  # noqa: E402
+from mixkit.solvers import _numba, grid_cut, grid_energy  # noqa: E402
+from mixkit.solvers.comixup import comixup_solve  # noqa: E402
+
+
+def dyadic(gen, shape, scale, low=-8, high=8):
+    return torch.randint(low, high + 1, shape, generator=gen).double() / scale
+
+
+@pytest.mark.parametrize("m,g", [(2, 2), (3, 4), (5, 2), (8, 4), (20, 4)])
+def test_comixup_numba_equals_torch_on_exact_problems(monkeypatch, m, g):
+    # a dyadic tie-breaker keeps every energy exact (the real 5e-4 is not representable)
+    monkeypatch.setattr(comixup_module, "HALF_BONUS", 2.0 ** -11)
+    gen = torch.Generator().manual_seed(m * 10 + g)
+    for trial in range(8 if m <= 5 else 2):  # every option combination on the small problems
+        cost = dyadic(gen, (3, m, g, g), 16)
+        init = torch.randint(0, m, (3, m, g, g), generator=gen)
+        a = dyadic(gen, (3, m, m), 8, 0, 8)
+        compat = (a + a.transpose(1, 2)) / 2 if trial % 2 else None
+        kw = dict(beta=0.5, gamma=1.0, tau=[0.75, 0.0][trial % 2], n_iter=4, sweeps=1 + trial % 2,
+                  soft_threshold=trial % 4 == 1, official_threshold=trial % 4 == 3,
+                  mixed_labels=trial != 2, resolve=trial != 5)
+        hist_t, hist_n = [], []
+        z_t = comixup_solve(cost, compat, init, backend="torch", history=hist_t, **kw)
+        z_n = comixup_solve(cost, compat, init, backend="numba", history=hist_n, **kw)
+        assert torch.equal(z_t, z_n), (trial, kw)
+        assert len(hist_t) == len(hist_n) == 5
+        for f_t, f_n in zip(hist_t, hist_n):
+            assert torch.allclose(f_t, f_n, rtol=0, atol=1e-9)
+
+
+def test_comixup_mixer_backends_agree_on_real_problems():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (40,), generator=gen)
+    sal = torch.rand(40, 32, 32, generator=gen) ** 4
+    outs = {}
+    for backend in ("torch", "numba"):
+        mixer = CoMixup(seed=3, backend=backend)
+        outs[backend] = (mixer(x, y, saliency=sal), mixer)
+    (o_t, mixer), (o_n, _) = outs["torch"], outs["numba"]
+    f_t, f_n = mixer.objective(o_t.params, sal), mixer.objective(o_n.params, sal)
+    # float32 (torch) and float64 (numba) may break near-ties differently: same objective within 1 %
+    assert ((f_n - f_t).abs() <= 0.01 * f_t.abs()).all()
+    assert (o_t.params.mask == o_n.params.mask).float().mean() > 0.9
+
+
+def test_backend_errors_and_the_fallback_without_numba(monkeypatch):
+    cost = torch.rand(1, 2, 2, 2)
+    init = torch.zeros(1, 2, 2, 2, dtype=torch.long)
+    u, pair = torch.rand(1, 3, 3, 2), torch.ones(2, 2) - torch.eye(2)
+    with pytest.raises(ValueError, match="backend"):
+        comixup_solve(cost, None, init, backend="cuda")
+    with pytest.raises(ValueError, match="groups"):
+        comixup_solve(cost, None, init, backend="numba", groups=2)
+    with pytest.raises(ValueError, match="backend"):
+        grid_cut(u, pair, backend="gpu")
+    z, lab = comixup_solve(cost, None, init), grid_cut(u, pair)
+    monkeypatch.setattr(_numba, "numba", None)  # as if numba were not installed
+    for call in (lambda: comixup_solve(cost, None, init, backend="numba"),
+                 lambda: grid_cut(u, pair, backend="numba")):
+        with pytest.raises(ImportError, match=r"mixkit\[fast\]"):
+            call()
+    # "auto" falls back to the torch path: the same result
+    assert torch.equal(comixup_solve(cost, None, init), z) and torch.equal(grid_cut(u, pair), lab)
+
+
+SIZES = [(2, 2), (4, 4), (8, 8), (16, 16), (3, 5), (6, 4), (5, 7), (7, 7), (10, 6), (1, 6), (6, 1), (12, 8)]
+
+
+@pytest.mark.parametrize("n_labels", [2, 3, 4])
+def test_grid_cut_numba_equals_torch_on_exact_problems(n_labels):
+    gen = torch.Generator().manual_seed(n_labels)
+    for i, (h, w) in enumerate(SIZES):
+        u = dyadic(gen, (3, h, w, n_labels), 8).float()
+        v = dyadic(gen, (3, n_labels, n_labels), 4, 0, 4).float()
+        v = (v + v.transpose(1, 2)) / 2 * (1 - torch.eye(n_labels))
+        cv = dyadic(gen, (3, h - 1, w), 4, 0, 4).float()
+        ch = dyadic(gen, (3, h, w - 1), 4, 0, 4).float()
+        n_iter = [-1, 1, 2][i % 3]
+        a = grid_cut(u, v, cv, ch, backend="torch", n_iter=n_iter)
+        b = grid_cut(u, v, cv, ch, backend="numba", n_iter=n_iter)
+        assert torch.equal(a, b), (h, w, n_labels, n_iter)
+
+
+@pytest.mark.parametrize("grid", [2, 4, 8, 16])
+def test_grid_cut_backends_agree_on_puzzlemix_problems(grid):
+    gen = torch.Generator().manual_seed(grid)
+    x = torch.randn(30, 3, 32, 32, generator=gen)
+    sal = torch.rand(30, 32, 32, generator=gen) ** 3
+    problem = puzzle_problem(x, torch.randperm(30, generator=gen), sal, 0.4, grid)
+    a = grid_cut(*problem, n_iter=2, backend="torch")
+    b = grid_cut(*problem, n_iter=2, backend="numba")
+    e_a, e_b = grid_energy(a, *problem), grid_energy(b, *problem)
+    assert torch.allclose(e_a, e_b, rtol=1e-5, atol=1e-7)
+    assert (a == b).float().mean() > 0.99
+
+
+def test_puzzlemix_uses_the_compiled_path_and_keeps_its_invariants():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (20,), generator=gen)
+    sal = torch.rand(20, 32, 32, generator=gen)
+    out = PuzzleMix(seed=1, block_nums=(16,))(x, y, saliency=sal)
+    share = out.params.mask.double().mean((1, 2, 3))
+    assert torch.allclose(out.weights[:, 0].double(), share, atol=1e-6)
