@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba import available, compile_kernels, set_threads  # noqa: F401 (available: this module's API)
-from ._numba import prange as _prange
+from ._numba import available, compile_kernels  # noqa: F401 (available: this module's API)
 
 
 # layout of the ``consts`` array passed to the kernel
@@ -47,7 +46,7 @@ def _solve(unary, compat2, init, consts, n_iter, sweeps, g, resolve, mixed_label
             if c < g - 1:
                 nbr[q, 3] = q + 1
     max_labels = m + 3
-    for p in _prange(p_count):  # partitions in parallel (as many threads as torch uses)
+    for p in range(p_count):
         fst = init[p].copy()
         snd = np.full((outputs, n), -1, np.int64)
         counts = np.zeros((outputs, m))
@@ -304,13 +303,12 @@ def _resolve_penalty(counts, penalty):
 
 
 compile_kernels(globals(), ("_modular", "_count", "_contents", "_nearest_label", "_top3", "_labels", "_icm",
-                            "_plain_objective", "_resolve_penalty", "_solve"), parallel=("_solve",))
+                            "_plain_objective", "_resolve_penalty", "_solve"))
 
 def solve(unary: np.ndarray, compat2: np.ndarray, init: np.ndarray, *, w: float, gamma_n: float,
           thr: float, tol: float, n_iter: int, sweeps: int, g: int, resolve: bool, mixed_labels: bool,
           soft: bool, official: bool, keep: bool, half_bonus: float, half_cost: float):
     """Run the compiled solver (arguments as :func:`_solve`; ``half_cost`` the label cost ``¼``)."""
-    set_threads()
     consts = np.array([w, gamma_n, thr, tol, half_bonus, (1 - half_cost) * w])
     f64 = np.float64
     return _solve(np.ascontiguousarray(unary, dtype=f64), np.ascontiguousarray(compat2, dtype=f64),

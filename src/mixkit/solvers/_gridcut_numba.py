@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba import available, compile_kernels, set_threads  # noqa: F401 (available: this module's API)
-from ._numba import prange as _prange
+from ._numba import available, compile_kernels  # noqa: F401 (available: this module's API)
 
 
 def _digits(n_labels, k):
@@ -316,7 +315,7 @@ def _solve_item(u, pair, cv, ch, n_iter, max_exact, max_strip, max_table, max_sw
 def _solve_batch(unary, pairwise, cost_v, cost_h, n_iter, max_exact, max_strip, max_table, max_sweeps):
     b, h, w, _ = unary.shape
     out = np.empty((b, h, w), np.int64)
-    for i in _prange(b):  # items in parallel (as many threads as torch uses)
+    for i in range(b):
         out[i] = _solve_item(unary[i], pairwise[i], cost_v[i], cost_h[i], n_iter, max_exact, max_strip,
                              max_table, max_sweeps)
     return out
@@ -324,14 +323,13 @@ def _solve_batch(unary, pairwise, cost_v, cost_h, n_iter, max_exact, max_strip, 
 
 compile_kernels(globals(), ("_digits", "_argmin_marginal", "_solve_rows", "_chain_table", "_chain_factored",
                             "_solve_strips", "_energy", "_initial_labels", "_coarsen", "_solve_item",
-                            "_solve_batch"), parallel=("_solve_batch",))
+                            "_solve_batch"))
 
 def solve(unary: np.ndarray, pairwise: np.ndarray, cost_v: np.ndarray, cost_h: np.ndarray, n_iter: int, *,
           max_exact: int, max_strip: int, max_table: int, max_sweeps: int) -> np.ndarray:
     """Labels ``(B, H, W)`` int64 of float32 problems ``unary (B, H, W, L)``, ``pairwise (B, L, L)``,
     ``cost_v (B, H − 1, W)``, ``cost_h (B, H, W − 1)``."""
     f32 = np.float32
-    set_threads()
     return _solve_batch(np.ascontiguousarray(unary, f32), np.ascontiguousarray(pairwise, f32),
                         np.ascontiguousarray(cost_v, f32), np.ascontiguousarray(cost_h, f32), n_iter,
                         max_exact, max_strip, max_table, max_sweeps)

@@ -13,26 +13,17 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     numba = None
 
-#: ``numba.prange`` (a parallel loop in kernels compiled with ``parallel``), else ``range``
-prange = numba.prange if numba is not None else range
-
 
 def available() -> bool:
     return numba is not None
 
 
-def set_threads() -> None:
-    """Let numba's parallel loops use as many threads as torch (``torch.set_num_threads``)."""
-    import torch  # noqa: PLC0415
+def compile_kernels(namespace: dict, names: Iterable[str]) -> None:
+    """Replace the functions ``names`` of a module's ``namespace`` (``globals()``) by compiled ones.
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
-def compile_kernels(namespace: dict, names: Iterable[str], parallel: Iterable[str] = ()) -> None:
-    """Replace the functions ``names`` of a module's ``namespace`` (``globals()``) by compiled ones;
-    those in ``parallel`` run their ``prange`` loops on several threads."""
+    Single-threaded on purpose: numba's parallel loops gained nothing measurable here (the kernels
+    take a few ms) and their thread pool kept a second core busy spinning next to torch's."""
     if numba is None:
         return
-    parallel = set(parallel)
     for name in names:
-        namespace[name] = numba.njit(cache=True, nogil=True, parallel=name in parallel)(namespace[name])
+        namespace[name] = numba.njit(cache=True, nogil=True)(namespace[name])
