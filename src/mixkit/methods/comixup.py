@@ -101,8 +101,9 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         hard threshold is the intended ``2γ̃·[v > τ̃]·v`` (quirk a);
         ``A = I`` when every salient maximum of a partition coincides (quirk b, NaN officially);
         a zero saliency map counts as uniform (no NaN); the compatibility locations come from
-        an average pool with kernel = block size, stride 1 (the CIFAR code's 8×8 on 32×32; the
-        ImageNet code pools 8×8 with stride 8); ``τ`` is scaled by ``n`` only, as the code
+        the windows of an average pool with kernel = block size, stride 1 (the CIFAR code's 8×8
+        on 32×32; the ImageNet code pools 8×8 with stride 8), summed in float64 from an integral
+        image (same argmax up to float ties); ``τ`` is scaled by ``n`` only, as the code
         (the paper also mentions ``m/m'``, which is 1 here).
     """
 

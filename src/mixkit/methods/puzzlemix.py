@@ -190,9 +190,10 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         Not implemented: the adversarial-noise option (``adv_p``) and the ``box`` (CutMix) mode.
 
         Cost (``tools/time_puzzlemix.py --threads 1``; B = 100, 3×32×32, saliency given, one
-        thread of an idle 2-core Xeon): 23 / 30 / 41 / 128 ms per batch for grids 2 / 4 / 8 / 16
-        with the batched solver, 42 / 65 / 75 / 170 ms with ``solver="gco"``; extra heap in use
-        at the peak 6 / 6 / 6 / 24 MB (the 16×16 transport's tables). The graph-cut energy is
+        thread of a 2-core Xeon): 11 / 10 / 17 / 32 ms per batch for grids 2 / 4 / 8 / 16 with
+        the compiled CPU backend, 28 / 30 / 45 / 126 ms with ``backend="torch"``, 32 / 56 / 51 /
+        136 ms with ``solver="gco"``; extra heap in use at the peak 5–7 MB (24 MB for the torch
+        backend's 16×16 transport tables). The graph-cut energy is
         equal or lower than pyGCO's on 2×2 and 4×4 grids and +0.02 % / +0.06 % on average on
         8×8 / 16×16 (worst image +1.0 %), on the demo images' gradient saliency (BENCHMARKS.md).
     """
