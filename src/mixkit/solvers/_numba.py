@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import torch
+
 try:
     import numba
 except ImportError:  # pragma: no cover - depends on the environment
@@ -16,6 +18,30 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 def available() -> bool:
     return numba is not None
+
+
+#: the ``backend=`` values of the batched solvers
+BACKENDS = ("auto", "torch", "numba")
+
+
+def use_compiled(backend: str, devices: Iterable[torch.device], who: str, supported: bool = True,
+                 why: str = "") -> bool:
+    """Whether a batched solver called with ``backend=`` runs its compiled CPU kernel: ``"numba"``
+    must be servable (numba installed, CPU tensors, ``supported`` options — else a clear error);
+    ``"auto"`` takes it whenever it is; ``"torch"`` never. Meta tensors never run a kernel."""
+    if backend not in BACKENDS:
+        raise ValueError(f"{who}: expected backend in {BACKENDS}, got {backend!r}")
+    types = {torch.device(d).type for d in devices}
+    on_cpu = types == {"cpu"}
+    if backend == "numba":
+        if not available():
+            raise ImportError(f"{who}(backend='numba') needs numba: pip install mixkit[fast]")
+        if not on_cpu and types != {"meta"}:
+            raise ValueError(f"{who}: backend='numba' runs on CPU tensors, got {sorted(types)}")
+        if not supported:
+            raise ValueError(f"{who}: backend='numba' {why}")
+        return on_cpu
+    return backend == "auto" and on_cpu and supported and available()
 
 
 def compile_kernels(namespace: dict, names: Iterable[str]) -> None:

@@ -48,9 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._numba import BACKENDS, use_compiled
+
 SOLVERS = ("batched", "gco")
-#: where the batched solver runs: "auto" (numba on CPU tensors when installed, else torch), or forced
-BACKENDS = ("auto", "torch", "numba")
 #: tie-breaker the official code subtracts from the unary of a half/half label
 HALF_BONUS = 5e-4
 #: label cost between a half/half label and one of its two inputs (others: 1)
@@ -136,7 +136,8 @@ def comixup_solve(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta:
         raise ValueError(f"comixup_solve: expected solver in {SOLVERS}, got {solver!r}")
     if backend not in BACKENDS:
         raise ValueError(f"comixup_solve: expected backend in {BACKENDS}, got {backend!r}")
-    if solver == "batched" and _use_numba(backend, cost, groups):
+    if solver == "batched" and use_compiled(backend, (cost.device,), "comixup_solve", groups is None,
+                                              f"runs with groups=None, got groups={groups!r}"):
         return _solve_numba(cost, compat, init, beta=beta, gamma=gamma, tau=tau, n_iter=n_iter,
                             resolve=resolve, mixed_labels=mixed_labels, soft_threshold=soft_threshold,
                             official_threshold=official_threshold, sweeps=sweeps, tol=tol, history=history)
@@ -193,19 +194,6 @@ def comixup_solve(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta:
         active = active & ((prev - cur).abs() >= tol * cur.abs()).view(p, 1, 1, 1)
         prev = cur
     return z.view(p, outputs, g, g, m)
-
-
-def _use_numba(backend: str, cost: Tensor, groups: Optional[int]) -> bool:
-    from . import _comixup_numba  # noqa: PLC0415
-
-    if backend == "numba":
-        if not _comixup_numba.available():
-            raise ImportError("comixup_solve(backend='numba') needs numba: pip install mixkit[fast]")
-        if cost.device.type != "cpu" or groups is not None:
-            raise ValueError("comixup_solve: backend='numba' runs on CPU tensors with groups=None, got "
-                             f"device {cost.device.type}, groups {groups!r}")
-        return True
-    return backend == "auto" and cost.device.type == "cpu" and groups is None and _comixup_numba.available()
 
 
 def _solve_numba(cost: Tensor, compat: Optional[Tensor], init: Tensor, *, beta: float, gamma: float,

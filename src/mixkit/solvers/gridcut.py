@@ -35,9 +35,9 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._numba import BACKENDS, use_compiled
+
 SOLVERS = ("auto", "batched", "gco")
-#: where the batched solver runs: "auto" (numba on CPU tensors when installed, else torch), or forced
-BACKENDS = ("auto", "torch", "numba")
 ALGORITHMS = ("expansion", "swap")
 
 #: sweeps of the batched solver when ``n_iter=-1`` (it stops earlier once nothing changes)
@@ -126,21 +126,9 @@ def grid_cut(unary: Tensor, pairwise: Tensor, cost_v: Optional[Tensor] = None,
         return torch.empty(unary.shape[:3], dtype=torch.long, device=unary.device)
     if solver == "gco":
         return _gco_cut(unary, pairwise, cost_v, cost_h, algorithm, n_iter)
-    if _use_numba(backend, unary):
+    if use_compiled(backend, (unary.device,), "grid_cut"):
         return _numba_cut(unary, pairwise, cost_v, cost_h, n_iter)
     return _strip_cut(unary, pairwise, cost_v, cost_h, n_iter)
-
-
-def _use_numba(backend: str, unary: Tensor) -> bool:
-    from . import _gridcut_numba  # noqa: PLC0415
-
-    if backend == "numba":
-        if not _gridcut_numba.available():
-            raise ImportError("grid_cut(backend='numba') needs numba: pip install mixkit[fast]")
-        if unary.device.type != "cpu":
-            raise ValueError(f"grid_cut: backend='numba' runs on CPU tensors, got device {unary.device.type}")
-        return True
-    return backend == "auto" and unary.device.type == "cpu" and _gridcut_numba.available()
 
 
 def _numba_cut(unary: Tensor, pairwise: Tensor, cost_v: Tensor, cost_h: Tensor, n_iter: int) -> Tensor:

@@ -36,12 +36,11 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._numba import BACKENDS, use_compiled
 from .gridcut import first_argmin
 
 #: half-width (in blocks) of the first round's window
 _WINDOW = 2
-#: values of ``transport_plan``'s ``backend``
-BACKENDS = ("auto", "torch", "numba")
 
 
 @functools.lru_cache(maxsize=16)
@@ -91,7 +90,7 @@ def transport_plan(saliency: Tensor, shown: Tensor, eps: float = 0.8, n_iter: Op
     b, n = saliency.shape[:2]
     n_blocks = n * n
     dev = saliency.device
-    use_numba = _use_numba(backend, saliency, shown)
+    use_numba = use_compiled(backend, (saliency.device, shown.device), "transport_plan")
     if dev.type == "meta":  # no values to plan with: a plan of the right shape and device
         return torch.empty(b, n_blocks, dtype=torch.long, device=dev)
     rounds = max(n if n_iter is None else int(n_iter), 1)
@@ -173,22 +172,6 @@ def transport_plan(saliency: Tensor, shown: Tensor, eps: float = 0.8, n_iter: Op
     src = torch.full((b, n_blocks + 1), -1, dtype=torch.long, device=dev)
     src.scatter_(1, torch.where(winner, pick, n_blocks), rows.expand(b, -1).contiguous())
     return src[:, :n_blocks]
-
-
-def _use_numba(backend: str, saliency: Tensor, shown: Tensor) -> bool:
-    """Whether :func:`transport_plan` runs through :mod:`._transport_numba` (errors for a
-    ``"numba"`` request it cannot serve; meta tensors take the torch path's empty plan)."""
-    from . import _transport_numba  # noqa: PLC0415
-
-    on_cpu = saliency.device.type == "cpu" and shown.device.type == "cpu"
-    if backend == "numba":
-        if not _transport_numba.available():
-            raise ImportError("transport_plan(backend='numba') needs numba: pip install mixkit[fast]")
-        if not on_cpu and saliency.device.type != "meta":
-            raise ValueError("transport_plan: backend='numba' runs on CPU tensors, got saliency on "
-                             f"{saliency.device} and shown on {shown.device}")
-        return on_cpu
-    return backend == "auto" and on_cpu and _transport_numba.available()
 
 
 def move_blocks(x: Tensor, src: Tensor, n: int) -> Tensor:
