@@ -282,14 +282,14 @@ def _solve_item(u, pair, cv, ch, n_iter, max_exact, max_strip, max_table, max_sw
         k += 1
     sweeps = max_sweeps if n_iter == -1 else n_iter
     before = lab.copy()
-    side = max(h, w)
-    su = np.empty((side, n_labels), u.dtype)
-    fwd = np.empty((side, n_labels), u.dtype)
-    bwd = np.empty((side, n_labels), u.dtype)
     if k == 1:  # rows, then columns (contiguous transposed copies: faster than strided views)
+        side = max(h, w)
+        su = np.empty((side, n_labels), u.dtype)
+        fwd = np.empty((side, n_labels), u.dtype)
+        bwd = np.empty((side, n_labels), u.dtype)
         u_t = np.ascontiguousarray(u.transpose(1, 0, 2))
         cv_t, ch_t = np.ascontiguousarray(ch.T), np.ascontiguousarray(cv.T)
-        lab_t = np.ascontiguousarray(lab.T)
+        lab_t = np.empty((w, h), np.int64)
         for _ in range(sweeps):
             before[:, :] = lab
             _solve_rows(lab, u, pair, cv, ch, su, fwd, bwd)
@@ -301,10 +301,7 @@ def _solve_item(u, pair, cv, ch, n_iter, max_exact, max_strip, max_table, max_sw
         return lab
     for _ in range(sweeps):
         before[:, :] = lab
-        for offset in range(2):
-            if offset == 1 and k // 2 == 0:
-                continue
-            off = 0 if offset == 0 else k // 2
+        for off in (0, k // 2):  # k ≥ 2 here: two distinct strip offsets
             _solve_strips(lab, u, pair, cv, ch, k, off, max_table)
             _solve_strips(lab.T, u.transpose(1, 0, 2), pair, ch.T, cv.T, k, off, max_table)
         if np.array_equal(lab, before):
