@@ -182,6 +182,14 @@ def patch_index(corners: Tensor, size: Tuple[int, int], width: int, channels: in
     return (rows * width + cols).view(b, 1, h * w).expand(b, channels, h * w)
 
 
+def layout_of(x: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a channels-last batch ``x``, else ``torch.contiguous_format``:
+    the layout of a new tensor made from ``x``."""
+    if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _flat(t: Tensor) -> Tensor:
     """``(B, C, H·W)`` view of a batch whose H and W merge (contiguous and channels_last)."""
     return t.view(t.shape[0], t.shape[1], -1)

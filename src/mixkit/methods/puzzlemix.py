@@ -18,11 +18,13 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_int, check_positive
 from ..batch import MixedBatch
+from ..geometry import layout_of
 from ..registry import register
 from ..sampling import beta_scalar, randint
 from ..saliency.filters import normalize_sum, pool_grid
+from ..solvers._numba import use_compiled
 from ..solvers.gridcut import BACKENDS, SOLVERS, grid_cut
-from ..solvers.transport import move_blocks, pixel_blocks, transport_plan
+from ..solvers.transport import blend_moved, transport_plan
 from ._pair import PairDraw, PairMixer
 from ._saliency import GradientSaliencyMixin, check_mean_std
 
@@ -78,7 +80,8 @@ def _edge_tables(pooled: Tensor, partner: Tensor, kv: int, kh: int) -> Tuple[Ten
 def puzzle_problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, *,
                    n_labels: int = 3, beta: float = 1.2, gamma: float = 0.5, eta: float = 0.2,
                    neigh_size: int = 4, mean: Optional[Sequence[float]] = None,
-                   std: Optional[Sequence[float]] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                   std: Optional[Sequence[float]] = None,
+                   backend: str = "auto") -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """PuzzleMix's labelling problem per image: ``(unary (B, n, n, L), pairwise (L, L), cost_v,
     cost_h)`` for :func:`~mixkit.solvers.grid_cut` (float64 for float64 images, else float32;
     label ``ℓ`` = image share ``1 − ℓ/(L − 1)``).
@@ -87,13 +90,41 @@ def puzzle_problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: 
     ``(β' + w_pq)·(m_p − m_q)²`` on the 4-neighbour edges, ``β' = β/(16n)``; ``U1`` = the partner's
     saliency lost by showing the image (plus the boundary terms), ``U2`` likewise, ``w`` the
     data-smoothness term decomposed exactly for two labels, scaled by ``β'γ``.
+
+    ``backend``: ``"torch"`` (tensor operations on the images' device), ``"numba"`` (the same
+    construction compiled for CPU tensors; needs numba) or ``"auto"`` (numba for CPU tensors when
+    it is installed). Equal up to the rounding of torch's reductions.
     """
+    return _problem(x, perm, saliency, lam, grid, n_labels, beta, gamma, eta, neigh_size, mean, std,
+                    backend)[0]
+
+
+def _problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, n_labels: int, beta: float,
+             gamma: float, eta: float, neigh_size: int, mean: Optional[Sequence[float]],
+             std: Optional[Sequence[float]], backend: str) -> Tuple[Tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    """:func:`puzzle_problem` and the normalised block saliency ``(B, n, n)`` it was built from."""
     b, c, h, w = x.shape
     n = grid
     bh, bw = h // n, w // n
     nb = _neigh(neigh_size, bh, bw)
     dev = x.device
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    betap = beta / (16 * n)
+    share = 1 - torch.arange(n_labels, dtype=dtype, device=dev) / (n_labels - 1)  # (L,)
+    prior = (eta / n ** 2) * label_prior(lam, n_labels).to(dev, dtype)  # (L,)
+    pairwise = (share[:, None] - share[None]) ** 2  # (L, L)
+    if use_compiled(backend, (dev, saliency.device, perm.device), "puzzle_problem"):
+        from . import _puzzlemix_numba  # noqa: PLC0415
+
+        ones, zeros = torch.ones(c, dtype=dtype), torch.zeros(c, dtype=dtype)
+        arrays = _puzzlemix_numba.problem(
+            x.detach().to(dtype).numpy(), perm.numpy(), saliency.detach().to(dtype).numpy(), n, nb,
+            (ones if std is None else torch.tensor(std, dtype=dtype)).numpy(),
+            (zeros if mean is None else torch.tensor(mean, dtype=dtype)).numpy(),
+            torch.tensor([betap * gamma, betap], dtype=dtype).numpy(), share.numpy(), (1 - share).numpy(),
+            prior.numpy())
+        unary, cost_v, cost_h, s1 = (torch.from_numpy(a) for a in arrays)
+        return (unary, pairwise, cost_v, cost_h), s1
     s1 = normalize_sum(pool_grid(saliency.to(dev, dtype), (n, n)))  # (B, n, n)
     s2 = s1.index_select(0, perm.to(dev))
     img = x.detach().to(dtype)
@@ -101,7 +132,6 @@ def puzzle_problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: 
         img = img * torch.tensor(std, dtype=img.dtype, device=dev).view(1, -1, 1, 1) \
             + torch.tensor(mean, dtype=img.dtype, device=dev).view(1, -1, 1, 1)
     pooled = F.avg_pool2d(img, nb)  # (B, C, h/nb, w/nb)
-    betap = beta / (16 * n)
     # cost of showing the image (the partner's saliency is lost), and of showing the partner
     u1, u2 = s2.clone(), s1.clone()
     if n > 1:
@@ -120,11 +150,8 @@ def puzzle_problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: 
         wh = (dh[:, 0, 1] + dh[:, 1, 0] - dh[:, 0, 0] - dh[:, 1, 1]) / 2
     else:
         wv, wh = u1.new_zeros(b, n - 1, n), u1.new_zeros(b, n, n - 1)
-    share = 1 - torch.arange(n_labels, dtype=dtype, device=dev) / (n_labels - 1)  # (L,)
-    prior = (eta / n ** 2) * label_prior(lam, n_labels).to(dev, dtype)  # (L,)
     unary = share * u1[..., None] + (1 - share) * u2[..., None] + prior  # (B, n, n, L)
-    pairwise = (share[:, None] - share[None]) ** 2  # (L, L)
-    return unary, pairwise, betap + wv, betap + wh
+    return (unary, pairwise, betap + wv, betap + wh), s1
 
 
 def _neigh(neigh_size: int, bh: int, bw: int) -> int:
@@ -260,9 +287,9 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         """The mask ``(B, 1, n, n)`` at the transport grid and the two transport plans."""
         b, _, h, w = x.shape
         perm = params.perm.to(x.device)
-        problem = puzzle_problem(x, perm, params.saliency, float(params.lam), params.grid,
-                                 n_labels=self.n_labels, beta=self.beta, gamma=self.gamma, eta=self.eta,
-                                 neigh_size=self.neigh_size, mean=self.mean, std=self.std)
+        problem, pooled = _problem(x, perm, params.saliency, float(params.lam), params.grid, self.n_labels,
+                                   self.beta, self.gamma, self.eta, self.neigh_size, self.mean, self.std,
+                                   self.backend)
         sweeps = -1 if self.solver == "gco" else _SWEEPS
         labels = grid_cut(*problem, algorithm="swap", n_iter=sweeps, solver=self.solver,
                           backend=self.backend)  # (B, n, n)
@@ -272,7 +299,10 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         nt = self._transport_grid(params.grid, h, w)
         if nt != params.grid:
             mask = F.interpolate(mask, size=(nt, nt), mode="nearest")
-        s1 = normalize_sum(pool_grid(params.saliency.to(x.device, torch.float32), (nt, nt)))
+        if nt == params.grid and pooled.dtype == torch.float32:
+            s1 = pooled  # the problem's block saliency, the same grid
+        else:
+            s1 = normalize_sum(pool_grid(params.saliency.to(x.device, torch.float32), (nt, nt)))
         # both transports in one batch: the image where its share > 0, the partner where < 1
         both = transport_plan(torch.cat([s1, s1.index_select(0, perm)]),
                               torch.cat([mask[:, 0] > 0, mask[:, 0] < 1]), self.t_eps,
@@ -288,19 +318,11 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         perm = params.perm.to(x.device)
         if plan is None:
             m = F.interpolate(mask.to(x.device, x.dtype), size=(h, w), mode="nearest")  # (B, 1, H, W)
-            mixed = torch.lerp(x.index_select(0, perm), x, m)
+            mixed = torch.lerp(x.index_select(0, perm), x, m).contiguous(memory_format=layout_of(x))
         else:  # each image's blocks moved by its plan, then blended by the mask
-            nt = mask.shape[-1]
-            plan = plan.to(x.device)
-            moved = move_blocks(x, plan[0], nt)
-            partner = move_blocks(x.index_select(0, perm), plan[1], nt)
-            block, _ = pixel_blocks(h, w, nt, x.device)  # nearest upsampling of the mask
-            m = mask.to(x.device, x.dtype).view(b, nt * nt).index_select(1, block).view(b, 1, h, w)
-            mixed = torch.lerp(partner, moved, m)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            mixed = mixed.contiguous(memory_format=torch.channels_last)
-        else:
-            mixed = mixed.contiguous()
+            mixed = blend_moved(x, perm, plan.to(x.device), mask.to(x.device),
+                                # the compiled blend where it can run (float32/64 CPU images)
+                                "torch" if self.backend == "torch" else "auto")
         share = mask.to(torch.float64).mean(dim=(1, 2, 3))  # (B,) exact: blocks of equal size
         return self._result(mixed, y, params.perm, share, params)
 

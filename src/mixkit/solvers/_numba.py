@@ -44,12 +44,16 @@ def use_compiled(backend: str, devices: Iterable[torch.device], who: str, suppor
     return backend == "auto" and on_cpu and supported and available()
 
 
-def compile_kernels(namespace: dict, names: Iterable[str]) -> None:
-    """Replace the functions ``names`` of a module's ``namespace`` (``globals()``) by compiled ones.
+def compile_kernels(namespace: dict, names: Iterable[str], inline: Iterable[str] = ()) -> None:
+    """Replace the functions ``names`` of a module's ``namespace`` (``globals()``) by compiled ones;
+    those also in ``inline`` are inlined into their callers (small helpers called per element:
+    a call passing arrays costs reference counting, ~100 ns, more than the helper's work).
 
     Single-threaded on purpose: numba's parallel loops gained nothing measurable here (the kernels
     take a few ms) and their thread pool kept a second core busy spinning next to torch's."""
     if numba is None:
         return
+    inline = set(inline)
     for name in names:
-        namespace[name] = numba.njit(cache=True, nogil=True)(namespace[name])
+        how = "always" if name in inline else "never"
+        namespace[name] = numba.njit(cache=True, nogil=True, inline=how)(namespace[name])

@@ -196,7 +196,56 @@ def _plan(s, z, n, eps, outside, rounds, dest, d2):
     return src
 
 
-compile_kernels(globals(), ("_window", "_pick_window", "_pick_full", "_plan"))
+def _blend(x, out, strides, shape, perm, src, mask):
+    """``out[i] = lerp(T₂(x[perm[i]]), T₁(x[i]), M[i])`` for images ``(B, C, H, W)`` stored flat in
+    ``x`` and ``out`` with ``strides`` ``(image, channel, pixel)`` (rows merge: contiguous or
+    channels-last): ``T₁``, ``T₂`` move the blocks of an ``n × n`` grid by the plans ``src``
+    ``(2, B, N)`` (−1: a zero block, as ``move_blocks``: the clamped block times 0), ``M`` ``mask``
+    ``(B, N)`` in ``x``'s dtype, constant on each block; torch's ``lerp`` formula
+    (``q + m·(a − q)`` for ``|m| < ½``, else ``a − (a − q)·(1 − m)``).
+
+    Every block is one loop over a table of its pixels' offsets: nested loops over a block's rows
+    and columns cost more than the pixels on 2 × 2 blocks, and so would integer divisions."""
+    sb, sc, sp = strides[0], strides[1], strides[2]
+    b, c, h, w = shape[0], shape[1], shape[2], shape[3]
+    nn = mask.shape[1]
+    n = int(round(np.sqrt(nn)))
+    bh, bw = h // n, w // n
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
+    start = np.empty(nn, np.int64)  # offset of every block's first pixel
+    for j in range(nn):
+        start[j] = ((j // n) * bh * w + (j % n) * bw) * sp
+    pixels = np.empty(bh * bw, np.int64)  # offsets of a block's pixels from its first
+    for dy in range(bh):
+        for dx in range(bw):
+            pixels[dy * bw + dx] = (dy * w + dx) * sp
+    for i in range(b):
+        p = perm[i]
+        for ch in range(c):
+            base_a, base_q = i * sb + ch * sc, p * sb + ch * sc
+            for j in range(nn):
+                s, t = src[0, i, j], src[1, i, j]
+                va = one if s >= 0 else zero
+                vq = one if t >= 0 else zero
+                at_a = base_a + start[s if s >= 0 else 0]
+                at_q = base_q + start[t if t >= 0 else 0]
+                at_o = base_a + start[j]
+                m = mask[i, j]
+                rest = one - m
+                low = abs(m) < 0.5
+                for e in range(pixels.shape[0]):
+                    off = pixels[e]
+                    a = x[at_a + off] * va
+                    q = x[at_q + off] * vq
+                    d = a - q
+                    r_low = q + m * d
+                    r_high = a - d * rest
+                    out[at_o + off] = r_low if low else r_high
+
+
+compile_kernels(globals(), ("_window", "_pick_window", "_pick_full", "_plan", "_blend"),
+                inline=("_pick_window", "_pick_full"))
 
 
 _WINDOWS = {}  # the windows of every grid side seen, from _window
@@ -215,3 +264,12 @@ def plan(saliency: np.ndarray, shown: np.ndarray, n: int, eps: float, rounds: in
     if n not in _WINDOWS:
         _WINDOWS[n] = _window(int(n))
     return _plan(s, z, int(n), float(eps), float(outside), max(int(rounds), 1), *_WINDOWS[n])
+
+
+def blend(x: np.ndarray, out: np.ndarray, strides: tuple, shape: tuple, perm: np.ndarray, src: np.ndarray,
+          mask: np.ndarray) -> None:
+    """:func:`_blend` into ``out``: ``x``, ``out`` the flat float32 or float64 buffers of ``shape``
+    ``(B, C, H, W)`` images with ``strides`` ``(image, channel, pixel)``; ``perm`` ``(B,)`` and
+    ``src`` ``(2, B, N)`` int64, ``mask`` ``(B, N)`` of ``x``'s dtype."""
+    _blend(x, out, np.asarray(strides, np.int64), np.asarray(shape, np.int64), np.ascontiguousarray(perm, np.int64),
+           np.ascontiguousarray(src, np.int64), np.ascontiguousarray(mask, x.dtype))

@@ -36,6 +36,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..buffers import new_like
+from ..geometry import layout_of
 from ._numba import BACKENDS, use_compiled
 from .gridcut import first_argmin
 
@@ -190,6 +192,38 @@ def move_blocks(x: Tensor, src: Tensor, n: int) -> Tensor:
     # zero where no source (always applied: testing for −1 first would sync a device with the host)
     moved = moved * (s >= 0).to(x.dtype).index_select(1, block)[:, None]
     return moved.view(b, c, h, w)
+
+
+def blend_moved(x: Tensor, perm: Tensor, src: Tensor, mask: Tensor, backend: str = "auto") -> Tensor:
+    """PuzzleMix's output ``x̃ = M ⊙ T₁(x) + (1 − M) ⊙ T₂(x[perm])``: ``T₁``, ``T₂`` move the
+    blocks of an ``n × n`` grid by the plans ``src`` ``(2, B, n²)`` (:func:`move_blocks`), ``M``
+    ``mask`` ``(B, 1, n, n)`` the share of ``x`` per block (nearest-upsampled), blended as
+    ``torch.lerp``. Returns a new tensor like ``x`` (channels-last stays channels-last, anything
+    else is contiguous).
+
+    ``backend``: ``"torch"`` (two pixel gathers and a ``lerp``, on any device and dtype, with
+    autograd), ``"numba"`` (one compiled pass over the output, CPU float32/float64 images that do
+    not require grad; needs numba) or ``"auto"`` (numba where it can run, else torch). Equal
+    results: the same ``lerp`` formula per pixel."""
+    b, c, h, w = x.shape
+    n = mask.shape[-1]
+    supported = x.dtype in (torch.float32, torch.float64) and not x.requires_grad
+    if use_compiled(backend, (x.device, src.device, mask.device), "blend_moved", supported,
+                    "blends float32/float64 images that do not require grad"):
+        from . import _transport_numba  # noqa: PLC0415
+
+        x = x.contiguous(memory_format=layout_of(x))  # rows merge: one stride per pixel
+        out = new_like(x)  # the same strides
+        flat = [t.as_strided((t.numel(),), (1,)).numpy() for t in (x, out)]
+        _transport_numba.blend(*flat, (x.stride(0), x.stride(1), x.stride(3)), tuple(x.shape), perm.numpy(),
+                               src.numpy(), mask.to(x.dtype).reshape(b, n * n).numpy())
+        return out
+    perm, src = perm.to(x.device), src.to(x.device)
+    moved = move_blocks(x, src[0], n)
+    partner = move_blocks(x.index_select(0, perm), src[1], n)
+    block, _ = pixel_blocks(h, w, n, x.device)  # nearest upsampling of the mask
+    m = mask.to(x.device, x.dtype).reshape(b, n * n).index_select(1, block).view(b, 1, h, w)
+    return torch.lerp(partner, moved, m).contiguous(memory_format=layout_of(x))
 
 
 @functools.lru_cache(maxsize=32)
