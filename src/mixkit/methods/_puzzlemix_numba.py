@@ -160,10 +160,12 @@ def _problem(both, shape, s1, perm, kv, kh, scalars, share, rest, prior, unary, 
         for y in range(n):
             for x in range(nm):
                 e = hz + x * n + y
-                ch[(i * n + y) * nm + x] = betap + (tab[t01 + e] + tab[t10 + e] - tab[t00 + e] - tab[t11 + e]) * half
+                ch[(i * n + y) * nm + x] = betap + (tab[t01 + e] + tab[t10 + e] - tab[t00 + e]
+                                                    - tab[t11 + e]) * half
 
 
-compile_kernels(globals(), ("_pool", "_normalised_grid", "_absdiff_sums", "_problem"), inline=("_absdiff_sums",))
+compile_kernels(globals(), ("_pool", "_normalised_grid", "_absdiff_sums", "_problem"),
+                inline=("_absdiff_sums",))
 
 
 def problem(x: np.ndarray, perm: np.ndarray, saliency: np.ndarray, grid: int, nb: int, std: np.ndarray,

@@ -101,7 +101,8 @@ def puzzle_problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: 
 
 def _problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, n_labels: int, beta: float,
              gamma: float, eta: float, neigh_size: int, mean: Optional[Sequence[float]],
-             std: Optional[Sequence[float]], backend: str) -> Tuple[Tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
+             std: Optional[Sequence[float]],
+             backend: str) -> Tuple[Tuple[Tensor, Tensor, Tensor, Tensor], Tensor]:
     """:func:`puzzle_problem` and the normalised block saliency ``(B, n, n)`` it was built from."""
     b, c, h, w = x.shape
     n = grid

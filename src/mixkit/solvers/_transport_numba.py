@@ -271,5 +271,6 @@ def blend(x: np.ndarray, out: np.ndarray, strides: tuple, shape: tuple, perm: np
     """:func:`_blend` into ``out``: ``x``, ``out`` the flat float32 or float64 buffers of ``shape``
     ``(B, C, H, W)`` images with ``strides`` ``(image, channel, pixel)``; ``perm`` ``(B,)`` and
     ``src`` ``(2, B, N)`` int64, ``mask`` ``(B, N)`` of ``x``'s dtype."""
-    _blend(x, out, np.asarray(strides, np.int64), np.asarray(shape, np.int64), np.ascontiguousarray(perm, np.int64),
-           np.ascontiguousarray(src, np.int64), np.ascontiguousarray(mask, x.dtype))
+    _blend(x, out, np.asarray(strides, np.int64), np.asarray(shape, np.int64),
+           np.ascontiguousarray(perm, np.int64), np.ascontiguousarray(src, np.int64),
+           np.ascontiguousarray(mask, x.dtype))
