@@ -138,13 +138,14 @@ def official_problem(x, perm, s, lam, n, n_labels, beta, gamma, eta, neigh):
     return unary, (i[:, None] - i[None]) ** 2 / (n_labels - 1) ** 2, wx + betap, wy + betap
 
 
+@pytest.mark.parametrize("backend", ["torch", "auto"])  # auto: the compiled one when numba is installed
 @pytest.mark.parametrize("n", [2, 4, 8])
-def test_problem_matches_the_official_construction(n):
+def test_problem_matches_the_official_construction(n, backend):
     g = torch.Generator().manual_seed(n)
     x = torch.rand(5, 3, 16, 16, generator=g, dtype=torch.float64)
     s = torch.rand(5, 16, 16, generator=g, dtype=torch.float64)
     perm = torch.tensor([2, 0, 4, 1, 3])
-    ours = puzzle_problem(x, perm, s, 0.35, n, beta=1.2, gamma=0.5, eta=0.2, neigh_size=2)
+    ours = puzzle_problem(x, perm, s, 0.35, n, beta=1.2, gamma=0.5, eta=0.2, neigh_size=2, backend=backend)
     theirs = official_problem(x, perm, s, 0.35, n, 3, 1.2, 0.5, 0.2, 2)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b)

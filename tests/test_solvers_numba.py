@@ -117,3 +117,65 @@ def test_puzzlemix_uses_the_compiled_path_and_keeps_its_invariants():
     out = PuzzleMix(seed=1, block_nums=(16,))(x, y, saliency=sal)
     share = out.params.mask.double().mean((1, 2, 3))
     assert torch.allclose(out.weights[:, 0].double(), share, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_puzzle_problem_numba_equals_torch(dtype):
+    gen = torch.Generator().manual_seed(0)
+    tol = dict(rtol=1e-6, atol=1e-9) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-15)
+    for size, grids in (((32, 32), (1, 2, 4, 8, 16)), ((32, 16), (2, 4, 8)), ((24, 24), (2, 3, 6))):
+        for neigh, norm in ((4, {}), (2, dict(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))), (1, {})):
+            x = torch.randn(7, 3, *size, generator=gen, dtype=dtype)
+            sal = torch.rand(7, *size, generator=gen) ** 3
+            perm = torch.randperm(7, generator=gen)
+            for grid in grids:
+                kw = dict(neigh_size=neigh, n_labels=2 + grid % 3, **norm)
+                ours = puzzle_problem(x, perm, sal, 0.3, grid, backend="numba", **kw)
+                ref = puzzle_problem(x, perm, sal, 0.3, grid, backend="torch", **kw)
+                for a, b in zip(ours, ref):
+                    assert a.dtype == b.dtype and a.shape == b.shape
+                    torch.testing.assert_close(a, b, **tol)
+
+
+def test_puzzle_problem_backend_errors(monkeypatch):
+    x, sal, perm = torch.randn(2, 3, 8, 8), torch.rand(2, 8, 8), torch.tensor([1, 0])
+    with pytest.raises(ValueError, match="backend"):
+        puzzle_problem(x, perm, sal, 0.5, 2, backend="gpu")
+    with pytest.raises(ValueError, match="CPU tensors"):
+        puzzle_problem(x.to("meta"), perm, sal, 0.5, 2, backend="numba")
+    ref = puzzle_problem(x, perm, sal, 0.5, 2, backend="torch")
+    monkeypatch.setattr(_numba, "numba", None)  # as if numba were not installed
+    with pytest.raises(ImportError, match="mixkit\\[fast\\]"):
+        puzzle_problem(x, perm, sal, 0.5, 2, backend="numba")
+    for a, b in zip(puzzle_problem(x, perm, sal, 0.5, 2), ref):
+        assert torch.equal(a, b)
+
+
+def test_grid_cut_numba_gives_each_image_its_own_labels_in_a_batch():
+    """All images of a batch run the same sweeps until the last converges; a converged image is
+    a fixed point of a sweep, so solving it alone gives the same labels."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(12, 3, 32, 32, generator=gen)
+    sal = torch.rand(12, 32, 32, generator=gen) ** 4
+    for grid in (8, 16):
+        problem = puzzle_problem(x, torch.randperm(12, generator=gen), sal, 0.5, grid)
+        batch = grid_cut(*problem, backend="numba")
+        for i in range(12):
+            alone = grid_cut(problem[0][i:i + 1], problem[1], problem[2][i:i + 1], problem[3][i:i + 1],
+                             backend="numba")
+            assert torch.equal(alone[0], batch[i])
+
+
+def test_puzzlemix_backends_agree():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (16,), generator=gen)
+    sal = torch.rand(16, 32, 32, generator=gen) ** 3
+    for grid in (2, 4, 8, 16):
+        a = PuzzleMix(seed=2, block_nums=(grid,), backend="numba")(x, y, saliency=sal)
+        b = PuzzleMix(seed=2, block_nums=(grid,), backend="torch")(x, y, saliency=sal)
+        agree = (a.params.mask == b.params.mask).double().mean()
+        assert agree > 0.97, (grid, agree)
+        same = (a.params.mask == b.params.mask).flatten(1).all(1)  # images with the same mask
+        plans = (a.params.plan == b.params.plan).flatten(2).all(2).all(0)
+        assert torch.equal(a.inputs[same & plans], b.inputs[same & plans])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mixkit.solvers import _numba, _transport_numba
-from mixkit.solvers.transport import transport_plan
+from mixkit.solvers.transport import blend_moved, transport_plan
 from tests.test_puzzlemix import dense_transport, peaked_saliency
 
 pytest.importorskip("numba")
@@ -130,3 +130,69 @@ def test_backend_errors(monkeypatch):
 def test_plan_checks_shapes():
     with pytest.raises(ValueError, match="shape"):
         _transport_numba.plan(torch.zeros(2, 9).numpy(), torch.zeros(2, 8).numpy(), 3, 0.8, 3)
+
+
+def grid_block(img, k, n):
+    """Block ``k`` (row-major) of an ``n × n`` grid on an image ``(C, H, W)``; zeros for −1."""
+    bh, bw = img.shape[1] // n, img.shape[2] // n
+    if k < 0:
+        return img.new_zeros(img.shape[0], bh, bw)
+    return img[:, k // n * bh:(k // n + 1) * bh, k % n * bw:(k % n + 1) * bw]
+
+
+def blend_case(b, n, dtype, layout, seed, n_labels=3):
+    """Images in a given memory layout, plans with −1 sources, masks of ``n_labels`` levels."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b + 2, 3, 32, 32, generator=g, dtype=dtype)
+    x = {"contiguous": x[:b], "channels_last": x[:b].contiguous(memory_format=torch.channels_last),
+         "transposed": x[:b].transpose(2, 3), "offset": x[2:]}[layout]
+    perm = torch.randperm(b, generator=g)
+    src = torch.stack([torch.stack([torch.randperm(n * n, generator=g) for _ in range(b)]) for _ in range(2)])
+    src[torch.rand(src.shape, generator=g) < 0.2] = -1
+    mask = torch.randint(0, n_labels, (b, 1, n, n), generator=g).double() / (n_labels - 1)
+    return x, perm, src, mask
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed", "offset"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blend_moved_numba_equals_torch(layout, dtype):
+    for n in (1, 2, 4, 8, 16):
+        x, perm, src, mask = blend_case(6, n, dtype, layout, n)
+        x0 = x.clone()
+        ours = blend_moved(x, perm, src, mask, backend="numba")
+        ref = blend_moved(x, perm, src, mask, backend="torch")
+        assert torch.equal(ours, ref), (layout, dtype, n)  # masks {0, ½, 1}: lerp is exact either way
+        assert ours.stride() == ref.stride() and ours.dtype == dtype
+        assert torch.equal(x, x0)
+        # the definition: block j of the output is block src[·, j] of each image, mixed by the mask
+        i, j = 1, n * n - 1
+        a, q = grid_block(x[i], int(src[0, i, j]), n), grid_block(x[perm[i]], int(src[1, i, j]), n)
+        m = float(mask[i, 0, j // n, j % n])
+        torch.testing.assert_close(grid_block(ours[i], j, n), m * a + (1 - m) * q)
+    # masks of four levels: equal up to the rounding of torch's fused multiply-add
+    x, perm, src, mask = blend_case(6, 8, dtype, layout, 0, n_labels=4)
+    torch.testing.assert_close(blend_moved(x, perm, src, mask, backend="numba"),
+                               blend_moved(x, perm, src, mask, backend="torch"))
+
+
+def test_blend_moved_falls_back_to_torch_where_numba_cannot_run(monkeypatch):
+    x, perm, src, mask = blend_case(4, 4, torch.float32, "contiguous", 0)
+    ref = blend_moved(x, perm, src, mask, backend="torch")
+    # autograd: "auto" keeps the graph (the torch path); "numba" refuses
+    xg = x.clone().requires_grad_()
+    out = blend_moved(xg, perm, src, mask)
+    out.sum().backward()
+    assert torch.equal(out.detach(), ref) and xg.grad is not None
+    with pytest.raises(ValueError, match="require grad"):
+        blend_moved(xg, perm, src, mask, backend="numba")
+    half = blend_moved(x.half(), perm, src, mask)  # no float16 kernel: the torch path
+    assert half.dtype == torch.float16
+    assert torch.equal(half, blend_moved(x.half(), perm, src, mask, backend="torch"))
+    with pytest.raises(ValueError, match="float32/float64"):
+        blend_moved(x.half(), perm, src, mask, backend="numba")
+    with pytest.raises(ValueError, match="backend"):
+        blend_moved(x, perm, src, mask, backend="cuda")
+    monkeypatch.setattr(_numba, "numba", None)  # as if numba were not installed
+    with pytest.raises(ImportError, match="mixkit\\[fast\\]"):
+        blend_moved(x, perm, src, mask, backend="numba")
+    assert torch.equal(blend_moved(x, perm, src, mask), ref)
