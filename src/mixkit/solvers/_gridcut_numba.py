@@ -32,11 +32,11 @@ def _digits(n_labels, k):
     return d
 
 
-def _strip_unaries(su, lab, u, pair, cv, d, first, k, acc):
+def _strip_unaries(su, lab, u, pair, cv, d, first, k):
     """``su`` ``(W, S, B)``: each state's unaries and inner vertical edges on the strip of ``k``
     rows from grid row ``first`` (rows outside the grid: zero), plus its edges to the fixed labels
-    above and below (``acc`` ``(B,)`` scratch). The neighbours' pairwise costs are picked by
-    comparing labels, not by gathers (which do not vectorise): ``V[x, ℓ]`` exactly."""
+    above and below. The neighbours' pairwise costs are picked by comparing labels, not by
+    gathers (which do not vectorise): the sum is the same, exactly (adding +0 changes nothing)."""
     h, w, n_labels, nb = u.shape
     n_states = d.shape[0]
     last = first + k - 1
@@ -65,14 +65,11 @@ def _strip_unaries(su, lab, u, pair, cv, d, first, k, acc):
                     continue
                 nbr = lab[first - 1, c] if side == 0 else lab[last + 1, c]
                 lbl = d[s, 0] if side == 0 else d[s, k - 1]
-                acc[:] = 0
-                for x in range(n_labels):
+                wv = cv[first - 1, c] if side == 0 else cv[last, c]
+                for x in range(n_labels):  # adds w·V[x, ℓ] where the neighbour is x, +0 elsewhere
                     pv = pair[x, lbl] if side == 0 else pair[lbl, x]
                     for b in range(nb):
-                        acc[b] += pv[b] if nbr[b] == x else zero
-                wv = cv[first - 1, c] if side == 0 else cv[last, c]
-                for b in range(nb):
-                    out[b] = out[b] + wv[b] * acc[b]
+                        out[b] = out[b] + (wv[b] * pv[b] if nbr[b] == x else zero)
 
 
 def _strip_table(trans, ch, pair, d, first, k):
@@ -108,25 +105,32 @@ def _chain_table(su, trans, ch_row, pair, fwd, bwd, best):
             out, prev = (fwd, fwd[c - 1]) if direction == 0 else (bwd, bwd[c - 1])
             cm = c if direction == 0 else w - 1 - c  # original column of node c
             for t in range(n_states):
-                best[:] = np.inf
-                for s in range(n_states):
+                for s in range(n_states):  # best = min over s (the first s written, then compared)
                     ps = prev[s]
                     # forward: the edge (c − 1, c); mirrored: the edge (cm, cm + 1), state t first
                     if rows:
                         wh = ch_row[c - 1] if direction == 0 else ch_row[cm]
                         pv = pair[s, t] if direction == 0 else pair[t, s]
-                        for b in range(nb):
-                            best[b] = min(best[b], ps[b] + wh[b] * pv[b])
+                        if s == 0:
+                            for b in range(nb):
+                                best[b] = ps[b] + wh[b] * pv[b]
+                        else:
+                            for b in range(nb):
+                                best[b] = min(best[b], ps[b] + wh[b] * pv[b])
                     else:
                         tv = trans[c - 1, s, t] if direction == 0 else trans[cm, t, s]
-                        for b in range(nb):
-                            best[b] = min(best[b], ps[b] + tv[b])
+                        if s == 0:
+                            for b in range(nb):
+                                best[b] = ps[b] + tv[b]
+                        else:
+                            for b in range(nb):
+                                best[b] = min(best[b], ps[b] + tv[b])
                 dst, unary = out[c, t], su[cm, t]
                 for b in range(nb):
                     dst[b] = best[b] + unary[b]
 
 
-def _chain_factored(su, ch, pair, n_labels, k, first, fwd, bwd, msg, tmp, cost, best):
+def _chain_factored(su, ch, pair, n_labels, k, first, fwd, bwd, msg, tmp, cost):
     """As :func:`_chain_table`, the transition applied one node of the state at a time
     (``k·L^(k+1)`` work per step instead of ``L^(2k)``)."""
     w, n_states, nb = su.shape
@@ -138,7 +142,8 @@ def _chain_factored(su, ch, pair, n_labels, k, first, fwd, bwd, msg, tmp, cost, 
         for c in range(1, w):
             cm = c if direction == 0 else w - 1 - c
             edge = c - 1 if direction == 0 else w - 1 - c  # edge between the two original columns
-            msg[:] = out[c - 1]
+            cur, nxt = msg, tmp
+            cur[:] = out[c - 1]
             for r in range(k):
                 p = n_labels ** (k - 1 - r)  # state = (hi · L + digit r) · p + lo
                 row = first + r
@@ -155,17 +160,19 @@ def _chain_factored(su, ch, pair, n_labels, k, first, fwd, bwd, msg, tmp, cost, 
                 for hi in range(n_states // (p * n_labels)):
                     for tau in range(n_labels):
                         for lo in range(p):
-                            best[:] = np.inf
-                            for sig in range(n_labels):
-                                src, cv = msg[(hi * n_labels + sig) * p + lo], cost[sig, tau]
+                            dst = nxt[(hi * n_labels + tau) * p + lo]
+                            src, cv = cur[hi * n_labels * p + lo], cost[0, tau]
+                            for b in range(nb):
+                                dst[b] = src[b] + cv[b]
+                            for sig in range(1, n_labels):
+                                src, cv = cur[(hi * n_labels + sig) * p + lo], cost[sig, tau]
                                 for b in range(nb):
-                                    best[b] = min(best[b], src[b] + cv[b])
-                            tmp[(hi * n_labels + tau) * p + lo] = best
-                msg[:] = tmp
+                                    dst[b] = min(dst[b], src[b] + cv[b])
+                cur, nxt = nxt, cur
             dst, unary = out[c], su[cm]
             for s in range(n_states):
                 for b in range(nb):
-                    dst[s, b] = msg[s, b] + unary[s, b]
+                    dst[s, b] = cur[s, b] + unary[s, b]
 
 
 def _take_marginals(lab, fwd, bwd, su, d, first, best, arg):
@@ -213,19 +220,18 @@ def _solve_strips(lab, u, pair, cv, ch, k, offset, max_table):
     tmp = np.empty((n_states, nb), u.dtype)
     cost = np.empty((n_labels, n_labels, nb), u.dtype)
     best = np.empty(nb, u.dtype)
-    acc = np.empty(nb, u.dtype)
     arg = np.empty(nb, np.int32)
     for colour in range(min(2, n)):
         for j in range(colour, n, 2):
             first = j * k - top  # grid row of the strip's node 0 (may be a dummy row above)
-            _strip_unaries(su, lab, u, pair, cv, d, first, k, acc)
+            _strip_unaries(su, lab, u, pair, cv, d, first, k)
             if k == 1:
                 _chain_table(su, trans, ch[first], pair, fwd, bwd, best)
             elif table:
                 _strip_table(trans, ch, pair, d, first, k)
                 _chain_table(su, trans, ch[:0, 0], pair, fwd, bwd, best)
             else:
-                _chain_factored(su, ch, pair, n_labels, k, first, fwd, bwd, msg, tmp, cost, best)
+                _chain_factored(su, ch, pair, n_labels, k, first, fwd, bwd, msg, tmp, cost)
             _take_marginals(lab, fwd, bwd, su, d, first, best, arg)
 
 
