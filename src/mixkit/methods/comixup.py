@@ -21,6 +21,7 @@ from ..registry import register
 from ..sampling import dirichlet, randint
 from ..saliency.filters import argmax_pixel, box_sums, normalize_sum, pool_grid
 from ..solvers.comixup import BACKENDS, SOLVERS, comixup_objective, comixup_solve
+from ..solvers.transport import compiled_blend, compiled_blend_ok
 from ._saliency import GradientSaliencyMixin
 
 
@@ -230,9 +231,18 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         work = torch.promote_types(x.dtype, torch.float32)
         sources = params.sources.to(x.device)
         mask = params.mask.to(x.device, work)  # (B, K, g, g)
-        # a block holds at most two inputs: pick those two rows of a (block, pixels) table
+        # a block holds at most two inputs: the two largest shares and their batch indices
         share, col = mask.topk(min(2, mask.shape[1]), dim=1)  # (B, 2, g, g)
         src = sources.gather(1, col.flatten(1))  # (B, 2·g·g) batch indices
+        weights = params.mask.to(x.device, torch.float64).mean((2, 3))
+        weights = (weights / weights.sum(1, keepdim=True)).float()
+        who = type(self).__name__
+        if self.backend != "torch" and compiled_blend_ok(x, (params.mask.device,), "auto", who):
+            # one compiled pass: each block is lerp(second input, first input, its share)
+            images = src.view(b, -1, g * g).transpose(0, 1).expand(2, b, g * g)  # one input: twice
+            blocks = torch.arange(g * g).expand(2, b, g * g)
+            mixed = compiled_blend(x, images, blocks, share[:, 0].reshape(b, g * g))
+            return MixedBatch(mixed, sources, weights, y, params)
         bh, bw = h // g, w // g
         table = x.to(work).reshape(b, c, g, bh, g, bw).permute(0, 2, 4, 1, 3, 5).reshape(b * g * g, -1)
         rows = (src.view(b, -1, g * g) * (g * g) + torch.arange(g * g, device=x.device)).transpose(0, 1)
@@ -245,8 +255,6 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         target.view(b, c, g, bh, g, bw).permute(0, 2, 4, 1, 3, 5).copy_(out.view(b, g, g, c, bh, bw))
         if target is not mixed:
             mixed.copy_(target)
-        weights = params.mask.to(x.device, torch.float64).mean((2, 3))
-        weights = (weights / weights.sum(1, keepdim=True)).float()
         return MixedBatch(mixed, sources, weights, y, params)
 
     def _check_params(self, params: object, x: Tensor) -> None:

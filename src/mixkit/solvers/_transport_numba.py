@@ -196,13 +196,13 @@ def _plan(s, z, n, eps, outside, rounds, dest, d2):
     return src
 
 
-def _blend(x, out, strides, shape, perm, src, mask):
-    """``out[i] = lerp(T₂(x[perm[i]]), T₁(x[i]), M[i])`` for images ``(B, C, H, W)`` stored flat in
-    ``x`` and ``out`` with ``strides`` ``(image, channel, pixel)`` (rows merge: contiguous or
-    channels-last): ``T₁``, ``T₂`` move the blocks of an ``n × n`` grid by the plans ``src``
-    ``(2, B, N)`` (−1: a zero block, as ``move_blocks``: the clamped block times 0), ``M`` ``mask``
-    ``(B, N)`` in ``x``'s dtype, constant on each block; torch's ``lerp`` formula
-    (``q + m·(a − q)`` for ``|m| < ½``, else ``a − (a − q)·(1 − m)``).
+def _blend(x, out, strides, shape, images, blocks, mask):
+    """``out`` block ``j`` of image ``i`` = ``lerp(q, a, m)`` for images ``(B, C, H, W)`` stored flat
+    in ``x`` and ``out`` with ``strides`` ``(image, channel, pixel)`` (rows merge: contiguous or
+    channels-last), on an ``n × n`` grid: ``a`` block ``blocks[0, i, j]`` of image
+    ``images[0, i, j]``, ``q`` block ``blocks[1, i, j]`` of image ``images[1, i, j]`` (block −1: zeros,
+    as ``move_blocks``: the clamped block times 0), ``m`` ``mask[i, j]`` in ``x``'s dtype; torch's
+    ``lerp`` formula (``q + m·(a − q)`` for ``|m| < ½``, else ``a − (a − q)·(1 − m)``).
 
     Every block is one loop over a table of its pixels' offsets: nested loops over a block's rows
     and columns cost more than the pixels on 2 × 2 blocks, and so would integer divisions."""
@@ -221,16 +221,14 @@ def _blend(x, out, strides, shape, perm, src, mask):
         for dx in range(bw):
             pixels[dy * bw + dx] = (dy * w + dx) * sp
     for i in range(b):
-        p = perm[i]
         for ch in range(c):
-            base_a, base_q = i * sb + ch * sc, p * sb + ch * sc
             for j in range(nn):
-                s, t = src[0, i, j], src[1, i, j]
+                s, t = blocks[0, i, j], blocks[1, i, j]
                 va = one if s >= 0 else zero
                 vq = one if t >= 0 else zero
-                at_a = base_a + start[s if s >= 0 else 0]
-                at_q = base_q + start[t if t >= 0 else 0]
-                at_o = base_a + start[j]
+                at_a = images[0, i, j] * sb + ch * sc + start[s if s >= 0 else 0]
+                at_q = images[1, i, j] * sb + ch * sc + start[t if t >= 0 else 0]
+                at_o = i * sb + ch * sc + start[j]
                 m = mask[i, j]
                 rest = one - m
                 low = abs(m) < 0.5
@@ -266,11 +264,11 @@ def plan(saliency: np.ndarray, shown: np.ndarray, n: int, eps: float, rounds: in
     return _plan(s, z, int(n), float(eps), float(outside), max(int(rounds), 1), *_WINDOWS[n])
 
 
-def blend(x: np.ndarray, out: np.ndarray, strides: tuple, shape: tuple, perm: np.ndarray, src: np.ndarray,
-          mask: np.ndarray) -> None:
+def blend(x: np.ndarray, out: np.ndarray, strides: tuple, shape: tuple, images: np.ndarray,
+          blocks: np.ndarray, mask: np.ndarray) -> None:
     """:func:`_blend` into ``out``: ``x``, ``out`` the flat float32 or float64 buffers of ``shape``
-    ``(B, C, H, W)`` images with ``strides`` ``(image, channel, pixel)``; ``perm`` ``(B,)`` and
-    ``src`` ``(2, B, N)`` int64, ``mask`` ``(B, N)`` of ``x``'s dtype."""
+    ``(B, C, H, W)`` images with ``strides`` ``(image, channel, pixel)``; ``images`` and ``blocks``
+    ``(2, B, N)`` int64, ``mask`` ``(B, N)`` of ``x``'s dtype."""
     _blend(x, out, np.asarray(strides, np.int64), np.asarray(shape, np.int64),
-           np.ascontiguousarray(perm, np.int64), np.ascontiguousarray(src, np.int64),
+           np.ascontiguousarray(images, np.int64), np.ascontiguousarray(blocks, np.int64),
            np.ascontiguousarray(mask, x.dtype))

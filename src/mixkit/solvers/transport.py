@@ -204,26 +204,43 @@ def blend_moved(x: Tensor, perm: Tensor, src: Tensor, mask: Tensor, backend: str
     ``backend``: ``"torch"`` (two pixel gathers and a ``lerp``, on any device and dtype, with
     autograd), ``"numba"`` (one compiled pass over the output, CPU float32/float64 images that do
     not require grad; needs numba) or ``"auto"`` (numba where it can run, else torch). Equal
-    results: the same ``lerp`` formula per pixel."""
+    results: the same ``lerp`` formula per pixel (up to torch's fused multiply-add where the mask
+    is not a multiple of ½)."""
     b, c, h, w = x.shape
     n = mask.shape[-1]
-    supported = x.dtype in (torch.float32, torch.float64) and not x.requires_grad
-    if use_compiled(backend, (x.device, src.device, mask.device), "blend_moved", supported,
-                    "blends float32/float64 images that do not require grad"):
-        from . import _transport_numba  # noqa: PLC0415
-
-        x = x.contiguous(memory_format=layout_of(x))  # rows merge: one stride per pixel
-        out = new_like(x)  # the same strides
-        flat = [t.as_strided((t.numel(),), (1,)).numpy() for t in (x, out)]
-        _transport_numba.blend(*flat, (x.stride(0), x.stride(1), x.stride(3)), tuple(x.shape), perm.numpy(),
-                               src.numpy(), mask.to(x.dtype).reshape(b, n * n).numpy())
-        return out
+    if compiled_blend_ok(x, (src.device, mask.device), backend, "blend_moved"):
+        images = torch.stack([torch.arange(b).view(b, 1), perm.view(b, 1)]).expand(2, b, n * n)
+        return compiled_blend(x, images, src, mask.reshape(b, n * n))
     perm, src = perm.to(x.device), src.to(x.device)
     moved = move_blocks(x, src[0], n)
     partner = move_blocks(x.index_select(0, perm), src[1], n)
     block, _ = pixel_blocks(h, w, n, x.device)  # nearest upsampling of the mask
     m = mask.to(x.device, x.dtype).reshape(b, n * n).index_select(1, block).view(b, 1, h, w)
     return torch.lerp(partner, moved, m).contiguous(memory_format=layout_of(x))
+
+
+def compiled_blend_ok(x: Tensor, devices: tuple, backend: str, who: str) -> bool:
+    """Whether :func:`compiled_blend` serves ``x`` for a caller with ``backend=`` (a clear error
+    when ``"numba"`` cannot run: no numba, non-CPU tensors, another dtype, autograd)."""
+    supported = x.dtype in (torch.float32, torch.float64) and not x.requires_grad
+    return use_compiled(backend, (x.device, *devices), who, supported,
+                        "blends float32/float64 images that do not require grad")
+
+
+def compiled_blend(x: Tensor, images: Tensor, blocks: Tensor, mask: Tensor) -> Tensor:
+    """The compiled block blend (:mod:`._transport_numba`): output block ``j`` of image ``i`` is
+    ``lerp(q, a, mask[i, j])`` with ``a`` block ``blocks[0, i, j]`` of image ``images[0, i, j]``
+    and ``q`` likewise from ``[1]`` (block −1: zeros), on an ``n × n`` grid (``N = n²``); ``images``,
+    ``blocks`` ``(2, B, N)``, ``mask`` ``(B, N)``. CPU float32/float64 ``x`` (see
+    :func:`compiled_blend_ok`); a new tensor in ``x``'s layout."""
+    from . import _transport_numba  # noqa: PLC0415
+
+    x = x.contiguous(memory_format=layout_of(x))  # rows merge: one stride per pixel
+    out = new_like(x)  # the same strides
+    flat = [t.as_strided((t.numel(),), (1,)).numpy() for t in (x, out)]
+    _transport_numba.blend(*flat, (x.stride(0), x.stride(1), x.stride(3)), tuple(x.shape),
+                           images.numpy(), blocks.numpy(), mask.to(x.dtype).numpy())
+    return out
 
 
 @functools.lru_cache(maxsize=32)
