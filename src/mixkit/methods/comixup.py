@@ -74,7 +74,9 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         backend: batched solver — ``"auto"`` (default: Algorithm 1 compiled for the CPU when the
             images are on the CPU and numba is installed — ``pip install mixkit[fast]`` — else
             torch), ``"torch"`` (vectorised over partitions on the images' device) or
-            ``"numba"``; the same algorithm either way (tested label for label).
+            ``"numba"``; the same algorithm either way (tested label for label). Unless
+            ``"torch"``, CPU float32/float64 images that do not require grad are also assembled
+            by the compiled block blend (one pass over the outputs; the same pixels).
         groups: batched solver — label the outputs of a partition in this many groups, each
             group jointly (faster, but outputs of a group do not see each other's moves and
             crowd into the same inputs: the objective suffers badly, see docs/methods.md);

@@ -192,10 +192,12 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         t_size: transport block side in pixels (CIFAR 4); −1: the graph-cut blocks (ImageNet).
         solver: graph cut, ``"auto"`` (= ``"batched"``, vectorised on the images' device) or
             ``"gco"`` (pyGCO's α-β-swap per image on the CPU, the official solver).
-        backend: where the batched graph cut and the transport run: ``"auto"`` (default: the
-            compiled CPU code for CPU tensors when numba is installed — ``pip install
-            mixkit[fast]`` — else torch), ``"torch"`` (vectorised over the batch on the images'
-            device) or ``"numba"``; the same algorithms either way.
+        backend: where the problem construction, the batched graph cut, the transport and the
+            final blend run: ``"auto"`` (default: the compiled CPU code for CPU tensors when numba
+            is installed — ``pip install mixkit[fast]`` — else torch), ``"torch"`` (vectorised
+            over the batch on the images' device) or ``"numba"``; the same algorithms either way.
+            The blend is compiled for float32/float64 images that do not require grad (others,
+            e.g. float16 or autograd inputs, take the torch blend whatever the backend).
         mean, std: the normalisation of ``x`` (the data term is computed on [0, 1] pixels as the
             official code); None: ``x`` in [0, 1].
         pairing, clean_weight, bn_mode, saliency_dtype: as :class:`~mixkit.RMix` (official CIFAR
@@ -218,12 +220,13 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         Not implemented: the adversarial-noise option (``adv_p``) and the ``box`` (CutMix) mode.
 
         Cost (``tools/time_puzzlemix.py --threads 1``; B = 100, 3×32×32, saliency given, one
-        thread of a 2-core Xeon): 11 / 10 / 17 / 32 ms per batch for grids 2 / 4 / 8 / 16 with
-        the compiled CPU backend, 28 / 30 / 45 / 126 ms with ``backend="torch"``, 32 / 56 / 51 /
-        136 ms with ``solver="gco"``; extra heap in use at the peak 5–7 MB (24 MB for the torch
-        backend's 16×16 transport tables). The graph-cut energy is
-        equal or lower than pyGCO's on 2×2 and 4×4 grids and +0.02 % / +0.06 % on average on
-        8×8 / 16×16 (worst image +1.0 %), on the demo images' gradient saliency (BENCHMARKS.md).
+        thread of a 2-core Xeon): 3.6 / 6.9 / 6.9 / 8.8 ms per batch for grids 2 / 4 / 8 / 16 with
+        the compiled CPU backend (problem construction, graph cut, transport and the final
+        move-and-blend all compiled), 25 / 32 / 47 / 128 ms with ``backend="torch"``, 33 / 54 /
+        52 / 116 ms with ``solver="gco"``; extra heap in use at the peak 0.5–2.5 MB (24 MB for the
+        torch backend's 16×16 transport tables). The graph-cut energy is equal or lower than
+        pyGCO's on 2×2 and 4×4 grids and +0.02 % / +0.07 % on average on 8×8 / 16×16 (worst image
+        +1.0 %), on the demo images' gradient saliency (BENCHMARKS.md).
     """
 
     params_type = PuzzleMixParams

@@ -19,6 +19,9 @@ Arithmetic in float64, in the torch path's order (``(ε·C[i, j] − S[i]·z[j])
 ``ε·C = ε·(d²/(n − 1)²)``), so that on float64 inputs the plan is bit-identical to the torch
 path's. Used by ``transport_plan(backend="auto")`` for CPU tensors when numba is installed
 (``pip install mixkit[fast]``); tested against the torch path and the dense algorithm.
+
+Also here, :func:`_blend`: the block blend that writes PuzzleMix's output (both images' moved
+blocks mixed by the mask) and Co-Mixup's (two inputs per block) in one pass, as ``torch.lerp``.
 """
 
 from __future__ import annotations

@@ -109,9 +109,9 @@ def grid_cut(unary: Tensor, pairwise: Tensor, cost_v: Optional[Tensor] = None,
         solver: ``"auto"`` (= ``"batched"``), ``"batched"`` or ``"gco"`` (needs ``gco-wrapper``:
             ``pip install mixkit[solvers]``).
         backend: batched solver — ``"torch"`` (vectorised over the batch on the tensors' device),
-            ``"numba"`` (the same algorithm and float32 arithmetic compiled for the CPU, one item
-            after another; needs numba: ``pip install mixkit[fast]``) or ``"auto"`` (numba for
-            CPU tensors when it is installed, else torch).
+            ``"numba"`` (the same algorithm and float32 arithmetic compiled for the CPU, the
+            batch in SIMD lanes; needs numba: ``pip install mixkit[fast]``) or ``"auto"`` (numba
+            for CPU tensors when it is installed, else torch).
     """
     if solver not in SOLVERS:
         raise ValueError(f"grid_cut: expected solver in {SOLVERS}, got {solver!r}")
