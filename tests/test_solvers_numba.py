@@ -13,6 +13,7 @@ import mixkit.solvers.comixup as comixup_module  # noqa: E402
 from mixkit.methods.comixup import CoMixup  # noqa: E402
 from mixkit.methods.puzzlemix import PuzzleMix, puzzle_problem  # noqa: E402
 from mixkit.solvers import _numba, grid_cut, grid_energy  # noqa: E402
+from mixkit.saliency.filters import argmax_pixel, box_argmax, box_sums  # noqa: E402
 from mixkit.solvers.comixup import comixup_solve  # noqa: E402
 
 
@@ -199,3 +200,19 @@ def test_comixup_compiled_assembly_equals_torch(layout, dtype):
     xg = x.clone().requires_grad_()  # autograd: the torch path
     CoMixup(backend="numba").apply(xg, y, params).inputs.sum().backward()
     assert xg.grad is not None
+
+
+def test_box_argmax_numba_equals_torch():
+    """The compiled window-sum argmax builds the same float64 integral image: the same location,
+    ties included (the first window in row-major order)."""
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        for h, w, kh, kw in ((32, 32, 8, 8), (16, 24, 4, 6), (7, 5, 7, 5), (9, 9, 1, 1), (10, 12, 3, 2)):
+            rand = torch.rand(20, h, w, generator=gen, dtype=dtype)
+            for s in (rand, (rand * 4).floor(), torch.zeros_like(rand)):
+                ours = box_argmax(s, (kh, kw), backend="numba")
+                assert ours.dtype == torch.long and ours.shape == (20, 2)
+                assert torch.equal(ours, argmax_pixel(box_sums(s, (kh, kw))))
+    with pytest.raises(ValueError, match="float maps"):
+        box_argmax(torch.zeros(2, 8, 8, dtype=torch.long), (2, 2), backend="numba")
+    assert box_argmax(torch.zeros(2, 8, 8, dtype=torch.long), (2, 2)).shape == (2, 2)  # torch path

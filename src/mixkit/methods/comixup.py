@@ -19,7 +19,7 @@ from ..batch import MixedBatch
 from ..mixer import Mixer
 from ..registry import register
 from ..sampling import dirichlet, randint
-from ..saliency.filters import argmax_pixel, box_sums, normalize_sum, pool_grid
+from ..saliency.filters import box_argmax, normalize_sum, pool_grid
 from ..solvers.comixup import BACKENDS, SOLVERS, comixup_objective, comixup_solve
 from ..solvers.transport import compiled_blend, compiled_blend_ok
 from ._saliency import GradientSaliencyMixin
@@ -186,7 +186,8 @@ class CoMixup(GradientSaliencyMixin, Mixer):
         b, h, w = s.shape
         g = self.grid
         blocks = normalize_sum(pool_grid(s, (g, g)))  # (B, g, g), each sums to 1
-        where = argmax_pixel(box_sums(s, (h // g, w // g)))  # the official stride-1 average pool's argmax
+        # the official stride-1 average pool's argmax
+        where = box_argmax(s, (h // g, w // g), "torch" if self.backend == "torch" else "auto")
         start = 0
         for (size, count), prior in zip(_runs(sizes), priors):
             end = start + size * count

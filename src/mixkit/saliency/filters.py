@@ -80,6 +80,21 @@ def box_sums(s: Tensor, size: Tuple[int, int]) -> Tensor:
     return c[:, kh:, kw:] - c[:, :-kh, kw:] - c[:, kh:, :-kw] + c[:, :-kh, :-kw]
 
 
+def box_argmax(s: Tensor, size: Tuple[int, int], backend: str = "auto") -> Tensor:
+    """``(row, col)`` ``(B, 2)`` int64 of the top-left corner of the ``size = (kh, kw)`` window of
+    largest sum in each map ``(B, H, W)`` (the first in row-major order): ``argmax_pixel`` of
+    :func:`box_sums`. ``backend``: ``"torch"``, ``"numba"`` (one compiled pass per map on CPU
+    tensors, the same integral image and so the same location; needs numba) or ``"auto"``
+    (numba for CPU tensors when it is installed)."""
+    from ..solvers._numba import use_compiled  # noqa: PLC0415 (solvers imports this module)
+
+    if use_compiled(backend, (s.device,), "box_argmax", s.is_floating_point(), "needs float maps"):
+        from . import _filters_numba  # noqa: PLC0415
+
+        return torch.from_numpy(_filters_numba.box_argmax(s.detach().numpy(), *size))
+    return argmax_pixel(box_sums(s, size))
+
+
 def argmax_pixel(s: Tensor) -> Tensor:
     """``(row, col)`` of each map's maximum (first in row-major order), ``(B, 2)`` int64."""
     flat = s.flatten(1).argmax(dim=1)
