@@ -16,47 +16,41 @@ import numpy as np
 from ..solvers._numba import compile_kernels
 
 
-def _pool(x, std, mean, k, out):
-    """``out`` ``(B, C, H/k, W/k)``: the mean of every ``k × k`` block of the images ``x·std + mean``
-    (per channel), as ``avg_pool2d`` (the same order of additions: kernel rows, then columns)."""
+def _pool(x, std, mean, kh, kw, out):
+    """``out`` ``(B, C, H/kh, W/kw)``: the mean of every ``kh × kw`` block of the images
+    ``x·std + mean`` (per channel), as ``avg_pool2d`` (the same order of additions: kernel rows,
+    then columns)."""
     b, c, hp, wp = out.shape
-    area = out.dtype.type(k * k)
+    area = out.dtype.type(kh * kw)
     acc = np.empty(wp, out.dtype)
     for i in range(b):
         for ch in range(c):
             sd, mn = std[ch], mean[ch]
             for py in range(hp):
                 acc[:] = 0
-                for dy in range(k):
-                    row = x[i, ch, py * k + dy]
-                    for dx in range(k):  # the long loop innermost: short ones cost more than their work
+                for dy in range(kh):
+                    row = x[i, ch, py * kh + dy]
+                    for dx in range(kw):  # the long loop innermost: short ones cost more than their work
                         for px in range(wp):
-                            acc[px] += row[px * k + dx] * sd + mn
+                            acc[px] += row[px * kw + dx] * sd + mn
                 dst = out[i, ch, py]
                 for px in range(wp):
                     dst[px] = acc[px] / area
 
 
-def _normalised_grid(sal, n, out):
-    """``out`` ``(B, n, n)``: the saliency averaged over an ``n × n`` grid, divided by its sum
-    (uniform when the sum is ≤ 1e-12), as ``normalize_sum(pool_grid(·))``."""
-    b, h, w = sal.shape
-    bh, bw = h // n, w // n
-    area = out.dtype.type(bh * bw)
+def _normalise(s):
+    """Each row of ``s`` ``(B, N)`` divided by its sum, in place (uniform when the sum is
+    ≤ 1e-12), as ``normalize_sum``."""
+    b, nn = s.shape
     for i in range(b):
-        total = out.dtype.type(0)
-        for by in range(n):
-            for bx in range(n):
-                acc = out.dtype.type(0)
-                for dy in range(bh):
-                    for dx in range(bw):
-                        acc += sal[i, by * bh + dy, bx * bw + dx]
-                out[i, by, bx] = acc / area
-                total += out[i, by, bx]
+        total = s.dtype.type(0)
+        for k in range(nn):
+            total += s[i, k]
         if total > 1e-12:
-            out[i] /= total
+            for k in range(nn):
+                s[i, k] /= total
         else:
-            out[i] = out.dtype.type(1.0 / (n * n))
+            s[i] = s.dtype.type(1.0 / nn)
 
 
 def _absdiff_sums(both, acc, at_i, at_p, size, e, step, span):
@@ -164,7 +158,7 @@ def _problem(both, shape, s1, perm, kv, kh, scalars, share, rest, prior, unary, 
                                                     - tab[t11 + e]) * half
 
 
-compile_kernels(globals(), ("_pool", "_normalised_grid", "_absdiff_sums", "_problem"),
+compile_kernels(globals(), ("_pool", "_normalise", "_absdiff_sums", "_problem"),
                 inline=("_absdiff_sums",))
 
 
@@ -175,10 +169,12 @@ def problem(x: np.ndarray, perm: np.ndarray, saliency: np.ndarray, grid: int, nb
     b, c, h, w = x.shape
     n = grid
     dtype = x.dtype
-    s1 = np.empty((b, n, n), dtype)
-    _normalised_grid(saliency, n, s1)
+    s1 = np.empty((b, 1, n, n), dtype)  # the block saliency, normalised: normalize_sum(pool_grid(·))
+    _pool(saliency[:, None], np.ones(1, dtype), np.zeros(1, dtype), h // n, w // n, s1)
+    s1 = s1.reshape(b, n, n)
+    _normalise(s1.reshape(b, n * n))
     pooled = np.empty((b, c, h // nb, w // nb), dtype)
-    _pool(x, std, mean, nb, pooled)
+    _pool(x, std, mean, nb, nb, pooled)
     unary = np.empty((b, n, n, share.shape[0]), dtype)
     cost_v = np.empty((b, max(n - 1, 0), n), dtype)
     cost_h = np.empty((b, n, max(n - 1, 0)), dtype)
