@@ -196,3 +196,23 @@ def test_blend_moved_falls_back_to_torch_where_numba_cannot_run(monkeypatch):
     with pytest.raises(ImportError, match="mixkit\\[fast\\]"):
         blend_moved(x, perm, src, mask, backend="numba")
     assert torch.equal(blend_moved(x, perm, src, mask), ref)
+
+
+def test_blend_moved_checks_and_odd_strides():
+    # a size-1 side lets a "contiguous" tensor carry any stride there: the kernel must not trust it
+    x = torch.randn(3, 3, 1, 4).transpose(2, 3)
+    perm, src = torch.tensor([1, 2, 0]), torch.zeros(2, 3, 1, dtype=torch.long)
+    mask = torch.full((3, 1, 1, 1), 0.5, dtype=torch.float64)
+    assert torch.equal(blend_moved(x, perm, src, mask, backend="numba"),
+                       blend_moved(x, perm, src, mask, backend="torch"))
+    x, perm, src, mask = blend_case(2, 3, torch.float32, "contiguous", 0)  # 32 px is not a multiple of 3
+    for backend in ("numba", "torch"):
+        with pytest.raises(ValueError, match="dividing the image"):
+            blend_moved(x, perm, src, mask, backend=backend)
+    x, perm, src, mask = blend_case(2, 4, torch.float32, "contiguous", 0)
+    with pytest.raises(ValueError, match="src"):
+        blend_moved(x, perm, src[:, :, :8], mask, backend="numba")
+    with pytest.raises(ValueError, match="block indices"):
+        blend_moved(x, perm, src.clamp(max=15) + 1, mask, backend="numba")
+    with pytest.raises(ValueError, match="batch indices"):
+        blend_moved(x, perm + 2, src, mask, backend="numba")

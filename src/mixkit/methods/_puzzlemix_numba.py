@@ -165,12 +165,14 @@ compile_kernels(globals(), ("_pool", "_normalise", "_absdiff_sums", "_problem"),
 def problem(x: np.ndarray, perm: np.ndarray, saliency: np.ndarray, grid: int, nb: int, std: np.ndarray,
             mean: np.ndarray, scalars: np.ndarray, share: np.ndarray, rest: np.ndarray, prior: np.ndarray):
     """``(unary, cost_v, cost_h, s1)`` arrays in ``x``'s dtype (float32 or float64; every other
-    array in it too): images ``(B, C, H, W)``, saliency ``(B, H, W)``, pooling ``nb``."""
+    array in it too): images ``(B, C, H, W)`` and saliency ``(B, H', W')`` with sides multiples of
+    the grid (checked by the caller), ``std``/``mean`` ``(C,)``, pooling ``nb``."""
     b, c, h, w = x.shape
     n = grid
     dtype = x.dtype
     s1 = np.empty((b, 1, n, n), dtype)  # the block saliency, normalised: normalize_sum(pool_grid(·))
-    _pool(saliency[:, None], np.ones(1, dtype), np.zeros(1, dtype), h // n, w // n, s1)
+    _pool(saliency[:, None], np.ones(1, dtype), np.zeros(1, dtype), saliency.shape[1] // n,
+          saliency.shape[2] // n, s1)
     s1 = s1.reshape(b, n, n)
     _normalise(s1.reshape(b, n * n))
     pooled = np.empty((b, c, h // nb, w // nb), dtype)

@@ -76,7 +76,9 @@ class CoMixup(GradientSaliencyMixin, Mixer):
             torch), ``"torch"`` (vectorised over partitions on the images' device) or
             ``"numba"``; the same algorithm either way (tested label for label). Unless
             ``"torch"``, CPU float32/float64 images that do not require grad are also assembled
-            by the compiled block blend (one pass over the outputs; the same pixels).
+            by the compiled block blend (one pass over the outputs): each block is
+            ``lerp(second input, first input, its share)``, equal to the torch assembly's
+            weighted sum up to the last bit on half/half blocks.
         groups: batched solver — label the outputs of a partition in this many groups, each
             group jointly (faster, but outputs of a group do not see each other's moves and
             crowd into the same inputs: the objective suffers badly, see docs/methods.md);
@@ -269,10 +271,10 @@ class CoMixup(GradientSaliencyMixin, Mixer):
             if mask.ndim != 4 or mask.shape[:2] != params.sources.shape or h % g or w % g:
                 raise ValueError(f"{type(self).__name__}: params.mask {tuple(mask.shape)} does not fit "
                                  f"sources {tuple(params.sources.shape)} and images {h}×{w}")
-            if value_checks_on(mask) and (bool(((mask > 0).sum(1) > 2).any())
+            if value_checks_on(mask) and (bool(((mask > 0).sum(1) > 2).any()) or bool((mask < 0).any())
                                           or not torch.allclose(mask.sum(1), torch.ones_like(mask[:, 0]))):
                 raise ValueError(f"{type(self).__name__}: params.mask must give every block shares "
-                                 "summing to 1 over at most two sources")
+                                 "in [0, 1] summing to 1 over at most two sources")
 
 
 def _runs(sizes: list) -> list:

@@ -106,6 +106,15 @@ def _problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, n
     """:func:`puzzle_problem` and the normalised block saliency ``(B, n, n)`` it was built from."""
     b, c, h, w = x.shape
     n = grid
+    mean, std = check_mean_std(mean, std, "puzzle_problem")
+    if mean is not None and len(mean) not in (1, c):
+        raise ValueError(f"puzzle_problem: expected mean and std with 1 or {c} entries (the channels of "
+                         f"x), got {len(mean)}")
+    if h % n or w % n:
+        raise ValueError(f"puzzle_problem: image {h}×{w} is not divisible into a {n}×{n} grid")
+    if saliency.ndim != 3 or saliency.shape[0] != b or saliency.shape[1] % n or saliency.shape[2] % n:
+        raise ValueError(f"puzzle_problem: expected saliency (B={b}, H, W) with H and W multiples of the "
+                         f"grid {n}, got {tuple(saliency.shape)}")
     bh, bw = h // n, w // n
     nb = _neigh(neigh_size, bh, bw)
     dev = x.device
@@ -117,11 +126,12 @@ def _problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, n
     if use_compiled(backend, (dev, saliency.device, perm.device), "puzzle_problem"):
         from . import _puzzlemix_numba  # noqa: PLC0415
 
-        ones, zeros = torch.ones(c, dtype=dtype), torch.zeros(c, dtype=dtype)
+        def per_channel(v: Optional[tuple], default: float):  # the torch path's broadcasting
+            return torch.tensor(v or (default,), dtype=dtype).expand(c).contiguous().numpy()
+
         arrays = _puzzlemix_numba.problem(
             x.detach().to(dtype).numpy(), perm.numpy(), saliency.detach().to(dtype).numpy(), n, nb,
-            (ones if std is None else torch.tensor(std, dtype=dtype)).numpy(),
-            (zeros if mean is None else torch.tensor(mean, dtype=dtype)).numpy(),
+            per_channel(std, 1.0), per_channel(mean, 0.0),
             torch.tensor([betap * gamma, betap], dtype=dtype).numpy(), share.numpy(), (1 - share).numpy(),
             prior.numpy())
         unary, cost_v, cost_h, s1 = (torch.from_numpy(a) for a in arrays)

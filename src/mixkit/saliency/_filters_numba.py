@@ -15,7 +15,8 @@ from ..solvers._numba import compile_kernels
 
 def _box_argmax(s, kh, kw, out):
     """``out`` ``(B, 2)``: ``(row, col)`` of the ``kh × kw`` window of largest sum in each map of
-    ``s`` ``(B, H, W)`` (the first in row-major order)."""
+    ``s`` ``(B, H, W)`` (the first in row-major order; the first NaN window if any, as torch's
+    ``argmax``)."""
     b, h, w = s.shape
     c = np.zeros((h + 1, w + 1))  # c[r, q] = Σ s[:r, :q]
     rows, cols = h - kh + 1, w - kw + 1
@@ -33,7 +34,7 @@ def _box_argmax(s, kh, kw, out):
         for r in range(rows):
             for q in range(cols):
                 v = c[r + kh, q + kw] - c[r, q + kw] - c[r + kh, q] + c[r, q]
-                if v > best:
+                if v > best or (v != v and best == best):  # NaN counts as the largest (as argmax)
                     best = v
                     arg = r * cols + q
         out[i, 0] = arg // cols

@@ -84,11 +84,12 @@ def box_argmax(s: Tensor, size: Tuple[int, int], backend: str = "auto") -> Tenso
     """``(row, col)`` ``(B, 2)`` int64 of the top-left corner of the ``size = (kh, kw)`` window of
     largest sum in each map ``(B, H, W)`` (the first in row-major order): ``argmax_pixel`` of
     :func:`box_sums`. ``backend``: ``"torch"``, ``"numba"`` (one compiled pass per map on CPU
-    tensors, the same integral image and so the same location; needs numba) or ``"auto"``
-    (numba for CPU tensors when it is installed)."""
+    float32/float64 tensors, the same integral image and so the same location, a NaN window
+    first as ``argmax``; needs numba) or ``"auto"`` (numba where it can run, else torch)."""
     from ..solvers._numba import use_compiled  # noqa: PLC0415 (solvers imports this module)
 
-    if use_compiled(backend, (s.device,), "box_argmax", s.is_floating_point(), "needs float maps"):
+    supported = s.dtype in (torch.float32, torch.float64)
+    if use_compiled(backend, (s.device,), "box_argmax", supported, "needs float32/float64 maps"):
         from . import _filters_numba  # noqa: PLC0415
 
         return torch.from_numpy(_filters_numba.box_argmax(s.detach().numpy(), *size))

@@ -20,6 +20,17 @@ import numpy as np
 from ._numba import available, compile_kernels  # noqa: F401 (available: this module's API)
 
 
+def _power_at_most(base, exponent, limit):
+    """``base ** exponent <= limit`` without overflowing int64 (Python's ints do not overflow;
+    compiled integers do, and a wrapped power would pass for a small one)."""
+    p = 1
+    for _ in range(exponent):
+        p *= base
+        if p > limit:
+            return False
+    return True
+
+
 def _digits(n_labels, k):
     """``(L^k, k)``: the labels of the ``k`` nodes of each state, first node most significant."""
     n_states = n_labels ** k
@@ -318,7 +329,7 @@ def _solve(u, pair, cv, ch, n_iter, max_exact, max_strip, max_table, max_sweeps)
     if n_labels == 1:
         return np.zeros((h, w, nb), np.int32)
     short = min(h, w)
-    if n_labels ** (short + 1) <= max_exact:  # one strip covers the grid: exact
+    if _power_at_most(n_labels, short + 1, max_exact):  # one strip covers the grid: exact
         if w < h:
             u_t, cv_t, ch_t = _transposed(u, cv, ch)
             lab_t = np.zeros((w, h, nb), np.int32)
@@ -337,7 +348,7 @@ def _solve(u, pair, cv, ch, n_iter, max_exact, max_strip, max_table, max_sweeps)
     else:
         lab = _initial_labels(u, pair, cv, ch)
     k = 1
-    while k < short and n_labels ** (k + 2) <= max_strip:
+    while k < short and _power_at_most(n_labels, k + 2, max_strip):
         k += 1
     sweeps = max_sweeps if n_iter == -1 else n_iter
     u_t, cv_t, ch_t = _transposed(u, cv, ch)
@@ -356,9 +367,9 @@ def _solve(u, pair, cv, ch, n_iter, max_exact, max_strip, max_table, max_sweeps)
     return lab
 
 
-compile_kernels(globals(), ("_digits", "_strip_unaries", "_strip_table", "_chain_table", "_chain_factored",
-                            "_take_marginals", "_solve_strips", "_energy", "_initial_labels", "_coarsen",
-                            "_transposed", "_solve"))
+compile_kernels(globals(), ("_power_at_most", "_digits", "_strip_unaries", "_strip_table", "_chain_table",
+                            "_chain_factored", "_take_marginals", "_solve_strips", "_energy",
+                            "_initial_labels", "_coarsen", "_transposed", "_solve"))
 
 
 def solve(unary: np.ndarray, pairwise: np.ndarray, cost_v: np.ndarray, cost_h: np.ndarray, n_iter: int, *,

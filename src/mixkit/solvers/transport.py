@@ -206,9 +206,23 @@ def blend_moved(x: Tensor, perm: Tensor, src: Tensor, mask: Tensor, backend: str
     not require grad; needs numba) or ``"auto"`` (numba where it can run, else torch). Equal
     results: the same ``lerp`` formula per pixel (up to torch's fused multiply-add where the mask
     is not a multiple of ½)."""
+    if x.ndim != 4:
+        raise ValueError(f"blend_moved: expected x of shape (B, C, H, W), got {tuple(x.shape)}")
     b, c, h, w = x.shape
     n = mask.shape[-1]
+    if tuple(mask.shape) != (b, 1, n, n) or h % n or w % n:
+        raise ValueError(f"blend_moved: expected mask (B={b}, 1, n, n) with n dividing the image {h}×{w}, "
+                         f"got {tuple(mask.shape)}")
+    if tuple(src.shape) != (2, b, n * n) or tuple(perm.shape) != (b,):
+        raise ValueError(f"blend_moved: expected src (2, {b}, {n * n}) and perm ({b},), got "
+                         f"{tuple(src.shape)} and {tuple(perm.shape)}")
     if compiled_blend_ok(x, (src.device, mask.device), backend, "blend_moved"):
+        # the kernel reads where the plans point: check them (CPU tensors, no device sync)
+        if src.numel() and (int(src.min()) < -1 or int(src.max()) >= n * n):
+            raise ValueError(f"blend_moved: src must hold block indices in [-1, {n * n}), got "
+                             f"[{int(src.min())}, {int(src.max())}]")
+        if perm.numel() and (int(perm.min()) < 0 or int(perm.max()) >= b):
+            raise ValueError(f"blend_moved: perm must hold batch indices in [0, {b})")
         images = torch.stack([torch.arange(b).view(b, 1), perm.view(b, 1)]).expand(2, b, n * n)
         return compiled_blend(x, images, src, mask.reshape(b, n * n))
     perm, src = perm.to(x.device), src.to(x.device)
@@ -235,11 +249,18 @@ def compiled_blend(x: Tensor, images: Tensor, blocks: Tensor, mask: Tensor) -> T
     :func:`compiled_blend_ok`); a new tensor in ``x``'s layout."""
     from . import _transport_numba  # noqa: PLC0415
 
-    x = x.contiguous(memory_format=layout_of(x))  # rows merge: one stride per pixel
+    b, c, h, w = x.shape
+    layout = layout_of(x)
+    # strides of the dense layout (image, channel, pixel); a copy unless x has exactly them (a
+    # size-1 side lets a "contiguous" tensor keep any stride there)
+    strides = (c * h * w, h * w, 1) if layout == torch.contiguous_format else (h * w * c, 1, c)
+    full = (strides[0], strides[1], strides[2] * w, strides[2])
+    if x.stride() != full:
+        x = torch.empty(x.shape, dtype=x.dtype, memory_format=layout).copy_(x)
     out = new_like(x)  # the same strides
     flat = [t.as_strided((t.numel(),), (1,)).numpy() for t in (x, out)]
-    _transport_numba.blend(*flat, (x.stride(0), x.stride(1), x.stride(3)), tuple(x.shape),
-                           images.numpy(), blocks.numpy(), mask.to(x.dtype).numpy())
+    _transport_numba.blend(*flat, strides, tuple(x.shape), images.numpy(), blocks.numpy(),
+                           mask.to(x.dtype).numpy())
     return out
 
 
