@@ -230,11 +230,12 @@ class PuzzleMix(GradientSaliencyMixin, PairMixer):
         Not implemented: the adversarial-noise option (``adv_p``) and the ``box`` (CutMix) mode.
 
         Cost (``tools/time_puzzlemix.py --threads 1``; B = 100, 3×32×32, saliency given, one
-        thread of a 2-core Xeon): 3.6 / 6.9 / 6.9 / 8.8 ms per batch for grids 2 / 4 / 8 / 16 with
-        the compiled CPU backend (problem construction, graph cut, transport and the final
-        move-and-blend all compiled), 25 / 32 / 47 / 128 ms with ``backend="torch"``, 33 / 54 /
-        52 / 116 ms with ``solver="gco"``; extra heap in use at the peak 0.5–2.5 MB (24 MB for the
-        torch backend's 16×16 transport tables). The graph-cut energy is equal or lower than
+        thread of a 2-core Xeon): 4–7 / 4–7 / 7 / 9–12 ms per batch for grids 2 / 4 / 8 / 16 with
+        the compiled CPU backend over four runs (problem construction, graph cut, transport and
+        the final move-and-blend all compiled), 16–25 / 27–32 / 45–47 / 85–128 ms with
+        ``backend="torch"``, 33–37 / 52–54 / 52–71 / 104–116 ms with ``solver="gco"``; extra heap
+        in use at the peak 0.5–2.5 MB (24 MB for the torch backend's 16×16 transport tables).
+        The graph-cut energy is equal or lower than
         pyGCO's on 2×2 and 4×4 grids and +0.02 % / +0.07 % on average on 8×8 / 16×16 (worst image
         +1.0 %), on the demo images' gradient saliency (BENCHMARKS.md).
     """
