@@ -268,3 +268,7 @@ def test_puzzle_problem_broadcasting_sizes_and_errors():
             puzzle_problem(torch.randn(4, 3, 30, 30), perm, torch.rand(4, 30, 30), 0.3, 4, backend=backend)
         with pytest.raises(ValueError, match="saliency"):
             puzzle_problem(x, perm, torch.rand(4, 30, 30), 0.3, 4, backend=backend)
+        with pytest.raises(ValueError, match="perm"):
+            puzzle_problem(x, perm[:3], small, 0.3, 4, backend=backend)
+    with pytest.raises(ValueError, match="batch indices"):
+        puzzle_problem(x, perm + 1, small, 0.3, 4, backend="numba")

@@ -123,8 +123,13 @@ def _problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, n
     share = 1 - torch.arange(n_labels, dtype=dtype, device=dev) / (n_labels - 1)  # (L,)
     prior = (eta / n ** 2) * label_prior(lam, n_labels).to(dev, dtype)  # (L,)
     pairwise = (share[:, None] - share[None]) ** 2  # (L, L)
+    if tuple(perm.shape) != (b,):
+        raise ValueError(f"puzzle_problem: expected perm of shape ({b},), got {tuple(perm.shape)}")
     if use_compiled(backend, (dev, saliency.device, perm.device), "puzzle_problem"):
         from . import _puzzlemix_numba  # noqa: PLC0415
+
+        if b and (int(perm.min()) < 0 or int(perm.max()) >= b):  # the kernel reads where perm points
+            raise ValueError(f"puzzle_problem: perm must hold batch indices in [0, {b})")
 
         def per_channel(v: Optional[tuple], default: float):  # the torch path's broadcasting
             return torch.tensor(v or (default,), dtype=dtype).expand(c).contiguous().numpy()
