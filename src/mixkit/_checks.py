@@ -96,6 +96,16 @@ def check_label_range(y: Tensor, num_classes: int, who: str) -> None:
                 f"got min {lo}, max {hi}")
 
 
+def check_index_range(index: Tensor, low: int, high: int, who: str, name: str,
+                      what: str = "batch indices") -> None:
+    """Every value of ``index`` in ``[low, high)``, else a ``ValueError`` naming ``name`` (reads
+    the extremes: a host sync on accelerators, so callers gate it by where it is needed)."""
+    if index.numel():
+        lo, hi = (int(v) for v in torch.aminmax(index))
+        if lo < low or hi >= high:
+            raise ValueError(f"{who}: {name} must hold {what} in [{low}, {high}), got min {lo}, max {hi}")
+
+
 def check_prob(p: object, who: str, name: str = "prob") -> float:
     if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"{who}: expected {name} in [0, 1], got {p!r}")

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, ContextManager, Optional, Sequence, Tuple, Uni
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_images, check_labels, check_prob, value_checks_on
+from ._checks import check_images, check_index_range, check_labels, check_prob, value_checks_on
 from .batch import MixedBatch, NoMix
 from .sampling import bernoulli, fold_worker_seed, make_generator
 
@@ -182,11 +182,8 @@ class Mixer(nn.Module):
                              f"x has {b} images")
         for name in ("perm", "sources"):
             index = getattr(params, name, None)
-            if isinstance(index, Tensor) and value_checks_on(index) and index.numel():
-                lo, hi = (int(v) for v in torch.aminmax(index))
-                if lo < 0 or hi >= b:
-                    raise ValueError(f"{who}: params.{name} must hold batch indices in [0, {b}), "
-                                     f"got min {lo}, max {hi}")
+            if isinstance(index, Tensor) and value_checks_on(index):
+                check_index_range(index, 0, b, who, f"params.{name}")
         boxes = getattr(params, "boxes", None)
         if isinstance(boxes, Tensor) and boxes.numel() and value_checks_on(boxes):
             if int(boxes.min()) < 0 or int(boxes[..., 2].max()) > h or int(boxes[..., 3].max()) > w:

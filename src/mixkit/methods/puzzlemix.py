@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_int, check_positive
+from .._checks import check_choice, check_index_range, check_int, check_positive
 from ..batch import MixedBatch
 from ..geometry import layout_of
 from ..registry import register
@@ -128,8 +128,7 @@ def _problem(x: Tensor, perm: Tensor, saliency: Tensor, lam: float, grid: int, n
     if use_compiled(backend, (dev, saliency.device, perm.device), "puzzle_problem"):
         from . import _puzzlemix_numba  # noqa: PLC0415
 
-        if b and (int(perm.min()) < 0 or int(perm.max()) >= b):  # the kernel reads where perm points
-            raise ValueError(f"puzzle_problem: perm must hold batch indices in [0, {b})")
+        check_index_range(perm, 0, b, "puzzle_problem", "perm")  # the kernel reads where perm points
 
         def per_channel(v: Optional[tuple], default: float):  # the torch path's broadcasting
             return torch.tensor(v or (default,), dtype=dtype).expand(c).contiguous().numpy()

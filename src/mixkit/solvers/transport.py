@@ -36,6 +36,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._checks import check_index_range
 from ..buffers import new_like
 from ..geometry import layout_of
 from ._numba import BACKENDS, use_compiled
@@ -218,11 +219,8 @@ def blend_moved(x: Tensor, perm: Tensor, src: Tensor, mask: Tensor, backend: str
                          f"{tuple(src.shape)} and {tuple(perm.shape)}")
     if compiled_blend_ok(x, (src.device, mask.device), backend, "blend_moved"):
         # the kernel reads where the plans point: check them (CPU tensors, no device sync)
-        if src.numel() and (int(src.min()) < -1 or int(src.max()) >= n * n):
-            raise ValueError(f"blend_moved: src must hold block indices in [-1, {n * n}), got "
-                             f"[{int(src.min())}, {int(src.max())}]")
-        if perm.numel() and (int(perm.min()) < 0 or int(perm.max()) >= b):
-            raise ValueError(f"blend_moved: perm must hold batch indices in [0, {b})")
+        check_index_range(src, -1, n * n, "blend_moved", "src", "block indices")
+        check_index_range(perm, 0, b, "blend_moved", "perm")
         images = torch.stack([torch.arange(b).view(b, 1), perm.view(b, 1)]).expand(2, b, n * n)
         return compiled_blend(x, images, src, mask.reshape(b, n * n))
     perm, src = perm.to(x.device), src.to(x.device)
